@@ -1,0 +1,336 @@
+//! Interned, sorted label sets.
+//!
+//! Label names and values repeat across series and cycles (`container_cpu_usage_seconds_total`
+//! appears once per container, `namespace="kube-system"` on dozens of series), so every string
+//! is interned once and series hold cheap reference-counted handles. A [`Labels`] is immutable
+//! and sorted by name, which makes equality, hashing and the remote-write requirement "labels
+//! sorted by name" free.
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// The label that carries a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// An interned string. Cloning is a reference-count increment; equality compares pointers
+/// first, then contents (two symbols from the same interner with equal text share a pointer).
+#[derive(Clone)]
+pub struct Symbol(Arc<str>);
+
+impl Symbol {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Symbol {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+impl Eq for Symbol {}
+
+impl Hash for Symbol {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for Symbol {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Symbol {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::ops::Deref for Symbol {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Symbol {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Symbol {
+    fn from(s: &str) -> Self {
+        intern(s)
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Process-wide string interner, sharded so that concurrent sources rarely contend.
+struct Interner {
+    hasher: std::collections::hash_map::RandomState,
+    shards: [Mutex<HashSet<Arc<str>>>; SHARDS],
+}
+
+static INTERNER: LazyLock<Interner> = LazyLock::new(|| Interner {
+    hasher: std::collections::hash_map::RandomState::new(),
+    shards: std::array::from_fn(|_| Mutex::new(HashSet::new())),
+});
+
+/// Returns the interned handle for `s`, inserting it on first use.
+pub fn intern(s: &str) -> Symbol {
+    let interner = &*INTERNER;
+    let shard = (interner.hasher.hash_one(s) as usize) % SHARDS;
+    let mut set = interner.shards[shard]
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(existing) = set.get(s) {
+        return Symbol(Arc::clone(existing));
+    }
+    let arc: Arc<str> = Arc::from(s);
+    set.insert(Arc::clone(&arc));
+    Symbol(arc)
+}
+
+/// Number of distinct strings currently interned (a self-metric: churn shows up here).
+pub fn interned_count() -> usize {
+    INTERNER
+        .shards
+        .iter()
+        .map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len())
+        .sum()
+}
+
+/// Forgets strings no series refers to any more. Run periodically; series churn (containers
+/// coming and going) would otherwise grow the interner forever.
+pub fn collect_unused_symbols() -> usize {
+    let mut freed = 0;
+    for shard in &INTERNER.shards {
+        let mut set = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = set.len();
+        set.retain(|s| Arc::strong_count(s) > 1);
+        freed += before - set.len();
+    }
+    freed
+}
+
+/// One name/value pair.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Label {
+    pub name: Symbol,
+    pub value: Symbol,
+}
+
+/// An immutable label set, sorted by name, names unique, no empty values (Prometheus treats an
+/// empty value as an absent label).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// The empty set.
+    pub fn empty() -> Self {
+        static EMPTY: LazyLock<Labels> = LazyLock::new(|| Labels(Arc::from(Vec::new())));
+        EMPTY.clone()
+    }
+
+    /// Builds a set from pairs in any order; later duplicates win, empty values are dropped.
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+        let mut b = LabelsBuilder::new();
+        for (n, v) in pairs {
+            b.set(n.as_ref(), v.as_ref());
+        }
+        b.build()
+    }
+
+    pub fn builder(&self) -> LabelsBuilder {
+        LabelsBuilder {
+            labels: self.0.to_vec(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// The metric name (`__name__`), if set.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `name{a="b",c="d"}` in exposition style, for logs and test failures.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.metric_name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for l in self.iter().filter(|l| l.name.as_str() != METRIC_NAME) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", l.name, l.value.as_str())?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Mutable label set under construction (the relabel engine and sources use it).
+#[derive(Clone, Debug, Default)]
+pub struct LabelsBuilder {
+    labels: Vec<Label>,
+}
+
+impl LabelsBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            labels: Vec::with_capacity(n),
+        }
+    }
+
+    /// Sets `name` to `value`; an empty value removes the label.
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Self {
+        if value.is_empty() {
+            return self.remove(name);
+        }
+        match self.labels.iter_mut().find(|l| l.name.as_str() == name) {
+            Some(l) => {
+                if l.value.as_str() != value {
+                    l.value = intern(value);
+                }
+            }
+            None => self.labels.push(Label {
+                name: intern(name),
+                value: intern(value),
+            }),
+        }
+        self
+    }
+
+    /// Like [`set`](Self::set) with already interned symbols (no interner lookup).
+    pub fn set_symbols(&mut self, name: Symbol, value: Symbol) -> &mut Self {
+        if value.is_empty() {
+            return self.remove(&name);
+        }
+        match self.labels.iter_mut().find(|l| l.name == name) {
+            Some(l) => l.value = value,
+            None => self.labels.push(Label { name, value }),
+        }
+        self
+    }
+
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        self.labels.retain(|l| l.name.as_str() != name);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.name.as_str() == name)
+            .map(|l| l.value.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+        self.labels.iter()
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) -> &mut Self {
+        self.labels.retain(|l| keep(l));
+        self
+    }
+
+    pub fn clear(&mut self) {
+        self.labels.clear();
+    }
+
+    pub fn build(&self) -> Labels {
+        let mut v = self.labels.clone();
+        v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Labels(Arc::from(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_unique_and_drop_empty_values() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        let names: Vec<&str> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+    }
+
+    #[test]
+    fn equal_sets_built_in_any_order_are_equal() {
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
+        let b = Labels::from_pairs([("job", "x"), ("__name__", "up")]);
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), r#"up{job="x"}"#);
+    }
+
+    #[test]
+    fn interning_shares_storage_and_unused_symbols_are_collected() {
+        let a = intern("nodemeter-test-unique-value");
+        let b = intern("nodemeter-test-unique-value");
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        drop((a, b));
+        collect_unused_symbols();
+        let shard_has = INTERNER
+            .shards
+            .iter()
+            .any(|s| s.lock().map(|s| s.contains("nodemeter-test-unique-value")).unwrap_or(false));
+        assert!(!shard_has);
+    }
+}

@@ -1,0 +1,14 @@
+//! The data every stage exchanges: interned label sets, samples, batches and family metadata.
+//!
+//! A [`Batch`] is what a source hands to the pipeline. It carries its own [`FamilyMetadata`] so
+//! that sinks never have to guess a family's type.
+
+mod batch;
+mod labels;
+mod metadata;
+mod staleness;
+
+pub use batch::{Batch, Sample, SourceId, STALE_NAN_BITS, is_stale_nan, stale_nan};
+pub use labels::{Label, Labels, LabelsBuilder, Symbol, intern, interned_count, collect_unused_symbols, METRIC_NAME};
+pub use metadata::{FamilyMetadata, MetricType};
+pub use staleness::StalenessTracker;
