@@ -1,1 +1,1 @@
-//! diag
+//! Diagnostics for people: commands that explain what the agent sees.
