@@ -6,6 +6,8 @@
 
 mod hierarchy;
 mod inventory;
+mod metadata;
 
 pub use hierarchy::{CgroupMode, Hierarchies, HierarchyError};
 pub use inventory::{CgroupEntry, Inventory, container_labels};
+pub use metadata::{ContainerMetadata, MetadataProvider};
