@@ -65,7 +65,7 @@ impl Exposition {
 fn parse_line(l: &str) -> Option<Line> {
     let (name, rest) = match l.find('{') {
         Some(i) => (&l[..i], &l[i..]),
-        None => l.split_once(' ').map(|(n, r)| (n, r))?,
+        None => l.split_once(' ')?,
     };
     let mut labels = BTreeMap::new();
     let rest = if let Some(body) = rest.strip_prefix('{') {
