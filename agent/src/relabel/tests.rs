@@ -1,0 +1,1 @@
+//! Conformance tests: relabeling as Prometheus does it.
