@@ -103,7 +103,11 @@ pub struct RelabelConfig {
     /// Labels whose values, joined with `separator`, form the input of the rule; a missing
     /// label contributes "". `None` (the default) and an explicit empty list differ only for
     /// `labeldrop`/`labelkeep`, which reject any `source_labels` key.
-    #[serde(default, deserialize_with = "null_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_labels: Option<Vec<String>>,
     /// Joins the source label values. Default `;`.
     #[serde(default = "default_separator", deserialize_with = "string_or_null")]
@@ -114,7 +118,11 @@ pub struct RelabelConfig {
     pub target_label: String,
     /// Regex matched against the joined value (label names for labelmap/labeldrop/labelkeep),
     /// always fully anchored. `None` means the default `(.*)`.
-    #[serde(default, deserialize_with = "regex_or_null", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "regex_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub regex: Option<String>,
     /// Modulus for hashmod. Default 0 (hashmod requires a non-zero value).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -204,22 +212,32 @@ fn regex_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     string_or_null(d).map(Some)
 }
 
-fn null_as_none<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+fn null_as_none<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     Option::<T>::deserialize(d)
 }
 
-fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// Deserializes a rule list, rejecting `null` entries (Prometheus: "empty or null … relabeling
 /// rule"). Use with `#[serde(deserialize_with = "…")]` on config fields holding rule lists.
-pub fn deserialize_rule_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RelabelConfig>, D::Error> {
+pub fn deserialize_rule_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<RelabelConfig>, D::Error> {
     let rules = Option::<Vec<Option<RelabelConfig>>>::deserialize(d)?.unwrap_or_default();
     rules
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.ok_or_else(|| de::Error::custom(format!("empty or null relabeling rule at index {i}"))))
+        .map(|(i, r)| {
+            r.ok_or_else(|| {
+                de::Error::custom(format!("empty or null relabeling rule at index {i}"))
+            })
+        })
         .collect()
 }
 

@@ -17,8 +17,8 @@ mod template;
 mod tests;
 
 pub use config::{
-    Action, DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR, MonitorRelabelConfig, RelabelConfig, UnknownAction,
-    deserialize_rule_list,
+    Action, DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR, MonitorRelabelConfig,
+    RelabelConfig, UnknownAction, deserialize_rule_list,
 };
 pub use pattern::PatternError;
 pub use rules::{NameValidation, RelabelError, RuleError, Rules};

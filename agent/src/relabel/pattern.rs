@@ -100,14 +100,9 @@ impl Translator {
     }
 
     fn rest_starts_with(&self, s: &str) -> bool {
-        let mut i = self.pos;
-        for c in s.chars() {
-            if self.src.get(i) != Some(&c) {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        let mut expected = s.chars();
+        let mut actual = self.src[self.pos.min(self.src.len())..].iter();
+        expected.all(|c| actual.next() == Some(&c))
     }
 
     fn run(&mut self) -> Result<(), PatternError> {
@@ -242,7 +237,10 @@ impl Translator {
         let mut flags = String::new();
         loop {
             let Some(c) = self.src.get(i).copied() else {
-                return err(format!("missing closing ): `{}`", self.src[start..].iter().collect::<String>()));
+                return err(format!(
+                    "missing closing ): `{}`",
+                    self.src[start..].iter().collect::<String>()
+                ));
             };
             match c {
                 'i' | 'm' | 's' | 'U' => {
@@ -386,11 +384,15 @@ impl Translator {
                         _ => break,
                     }
                 }
-                char::from_u32(v).map_or_else(|| err(format!("invalid escape sequence: `{}`", shown(self))), Ok)
+                char::from_u32(v).map_or_else(
+                    || err(format!("invalid escape sequence: `{}`", shown(self))),
+                    Ok,
+                )
             }
             'x' => {
                 if self.peek(0) == Some('{') {
-                    let Some(end) = (self.pos + 1..self.src.len()).find(|&i| self.src[i] == '}') else {
+                    let Some(end) = (self.pos + 1..self.src.len()).find(|&i| self.src[i] == '}')
+                    else {
                         return err(format!("invalid escape sequence: `{}`", shown(self)));
                     };
                     let hex: String = self.src[self.pos + 1..end].iter().collect();
@@ -401,7 +403,10 @@ impl Translator {
                     u32::from_str_radix(&hex, 16)
                         .ok()
                         .and_then(char::from_u32)
-                        .map_or_else(|| err(format!("invalid escape sequence: `{}`", shown(self))), Ok)
+                        .map_or_else(
+                            || err(format!("invalid escape sequence: `{}`", shown(self))),
+                            Ok,
+                        )
                 } else {
                     let (Some(h1), Some(h2)) = (self.peek(0), self.peek(1)) else {
                         self.pos = self.src.len();
@@ -409,8 +414,10 @@ impl Translator {
                     };
                     self.pos += 2;
                     match (h1.to_digit(16), h2.to_digit(16)) {
-                        (Some(a), Some(b)) => char::from_u32(a * 16 + b)
-                            .map_or_else(|| err(format!("invalid escape sequence: `{}`", shown(self))), Ok),
+                        (Some(a), Some(b)) => char::from_u32(a * 16 + b).map_or_else(
+                            || err(format!("invalid escape sequence: `{}`", shown(self))),
+                            Ok,
+                        ),
                         _ => err(format!("invalid escape sequence: `{}`", shown(self))),
                     }
                 }
@@ -446,20 +453,20 @@ impl Translator {
                 break;
             }
             first = false;
-            if c == '[' && self.peek(1) == Some(':') {
-                if let Some(end) = (self.pos + 2..self.src.len().saturating_sub(1))
+            if c == '['
+                && self.peek(1) == Some(':')
+                && let Some(end) = (self.pos + 2..self.src.len().saturating_sub(1))
                     .find(|&i| self.src[i] == ':' && self.src[i + 1] == ']')
-                {
-                    let name: String = self.src[self.pos + 2..end].iter().collect();
-                    let bare = name.strip_prefix('^').unwrap_or(&name);
-                    if !POSIX_CLASSES.contains(&bare) {
-                        let shown: String = self.src[self.pos..end + 2].iter().collect();
-                        return err(format!("invalid character class range: `{shown}`"));
-                    }
-                    let _ = write!(self.out, "[:{name}:]");
-                    self.pos = end + 2;
-                    continue;
+            {
+                let name: String = self.src[self.pos + 2..end].iter().collect();
+                let bare = name.strip_prefix('^').unwrap_or(&name);
+                if !POSIX_CLASSES.contains(&bare) {
+                    let shown: String = self.src[self.pos..end + 2].iter().collect();
+                    return err(format!("invalid character class range: `{shown}`"));
                 }
+                let _ = write!(self.out, "[:{name}:]");
+                self.pos = end + 2;
+                continue;
             }
             if c == '\\' {
                 match self.peek(1) {
@@ -510,8 +517,8 @@ impl Translator {
 }
 
 const POSIX_CLASSES: &[&str] = &[
-    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space",
-    "upper", "word", "xdigit",
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
+    "space", "upper", "word", "xdigit",
 ];
 
 /// Go's ASCII Perl classes. Inside a bracket class the negated forms are nested classes.

@@ -37,7 +37,9 @@ impl NameValidation {
     fn is_valid_name_with_vars(self, name: &str) -> bool {
         match self {
             NameValidation::Utf8 => !name.is_empty(),
-            NameValidation::Legacy => LEGACY_NAME_WITH_VARS.as_ref().is_some_and(|re| re.is_match(name)),
+            NameValidation::Legacy => LEGACY_NAME_WITH_VARS
+                .as_ref()
+                .is_some_and(|re| re.is_match(name)),
         }
     }
 }
@@ -50,7 +52,8 @@ fn is_legacy_label_name(name: &str) -> bool {
 
 /// Prometheus's legacy check for names with `$` variables (Go `\w` is ASCII).
 static LEGACY_NAME_WITH_VARS: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
-    regex::Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$").ok()
+    regex::Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$")
+        .ok()
 });
 
 /// A rule that Prometheus would refuse to load, with the rule's position in its list.
@@ -69,7 +72,10 @@ pub enum RuleError {
     #[error("{0:?} is not a valid label name in 'source_labels'")]
     InvalidSourceLabel(String),
     #[error("invalid 'regex' {pattern:?}: {source}")]
-    InvalidRegex { pattern: String, source: PatternError },
+    InvalidRegex {
+        pattern: String,
+        source: PatternError,
+    },
     #[error("relabel configuration for hashmod requires non-zero modulus")]
     HashModZeroModulus,
     #[error("relabel configuration for {0} action requires 'target_label' value")]
@@ -90,12 +96,23 @@ pub enum RuleError {
 #[derive(Debug)]
 enum Matcher {
     /// `(.*)` (the default) or `.*`: matches everything; group 1 (if any) is the whole value.
-    Any { capturing: bool },
+    Any {
+        capturing: bool,
+    },
     /// `(.+)` or `.+`: matches any non-empty value.
-    NonEmpty { capturing: bool },
+    NonEmpty {
+        capturing: bool,
+    },
     /// A pattern without metacharacters: string equality.
     Literal(Box<str>),
     Regex(Box<RegexMatcher>),
+}
+
+/// A matcher with what templates need to resolve group references.
+struct CompiledMatcher {
+    matcher: Matcher,
+    group_count: usize,
+    names: Vec<(String, usize)>,
 }
 
 #[derive(Debug)]
@@ -106,29 +123,34 @@ struct RegexMatcher {
 }
 
 impl Matcher {
-    fn compile(pattern: Option<&str>) -> Result<(Matcher, usize, Vec<(String, usize)>), PatternError> {
+    fn compile(pattern: Option<&str>) -> Result<CompiledMatcher, PatternError> {
+        let simple = |matcher, group_count| CompiledMatcher {
+            matcher,
+            group_count,
+            names: Vec::new(),
+        };
         let Some(pattern) = pattern else {
-            return Ok((Matcher::Any { capturing: true }, 1, Vec::new()));
+            return Ok(simple(Matcher::Any { capturing: true }, 1));
         };
         match pattern {
-            "(.*)" => return Ok((Matcher::Any { capturing: true }, 1, Vec::new())),
-            ".*" => return Ok((Matcher::Any { capturing: false }, 0, Vec::new())),
-            "(.+)" => return Ok((Matcher::NonEmpty { capturing: true }, 1, Vec::new())),
-            ".+" => return Ok((Matcher::NonEmpty { capturing: false }, 0, Vec::new())),
+            "(.*)" => return Ok(simple(Matcher::Any { capturing: true }, 1)),
+            ".*" => return Ok(simple(Matcher::Any { capturing: false }, 0)),
+            "(.+)" => return Ok(simple(Matcher::NonEmpty { capturing: true }, 1)),
+            ".+" => return Ok(simple(Matcher::NonEmpty { capturing: false }, 0)),
             _ => {}
         }
         if !pattern.contains(|c| r"\.+*?()|[]{}^$".contains(c)) {
-            return Ok((Matcher::Literal(pattern.into()), 0, Vec::new()));
+            return Ok(simple(Matcher::Literal(pattern.into()), 0));
         }
         let compiled = pattern::compile(pattern)?;
-        Ok((
-            Matcher::Regex(Box::new(RegexMatcher {
+        Ok(CompiledMatcher {
+            matcher: Matcher::Regex(Box::new(RegexMatcher {
                 regex: compiled.regex,
                 locations: ThreadLocal::new(),
             })),
-            compiled.group_count,
-            compiled.names,
-        ))
+            group_count: compiled.group_count,
+            names: compiled.names,
+        })
     }
 
     fn is_match(&self, hay: &str) -> bool {
@@ -147,13 +169,18 @@ impl Matcher {
         hay: &'h str,
         f: impl FnOnce(&dyn Fn(usize) -> Option<&'h str>, bool) -> R,
     ) -> Option<R> {
-        let whole_and_first = |capturing: bool| move |i: usize| (i == 0 || (capturing && i == 1)).then_some(hay);
+        let whole_and_first =
+            |capturing: bool| move |i: usize| (i == 0 || (capturing && i == 1)).then_some(hay);
         match self {
             Matcher::Any { capturing } => Some(f(&whole_and_first(*capturing), true)),
-            Matcher::NonEmpty { capturing } => (!hay.is_empty()).then(|| f(&whole_and_first(*capturing), true)),
+            Matcher::NonEmpty { capturing } => {
+                (!hay.is_empty()).then(|| f(&whole_and_first(*capturing), true))
+            }
             Matcher::Literal(lit) => (**lit == *hay).then(|| f(&whole_and_first(false), true)),
             Matcher::Regex(m) => {
-                let cell = m.locations.get_or(|| RefCell::new(m.regex.capture_locations()));
+                let cell = m
+                    .locations
+                    .get_or(|| RefCell::new(m.regex.capture_locations()));
                 let mut fresh;
                 let mut borrowed;
                 let locs: &mut CaptureLocations = match cell.try_borrow_mut() {
@@ -249,7 +276,10 @@ impl Rules {
     }
 
     /// Like [`compile`](Self::compile) with an explicit label-name validation scheme.
-    pub fn compile_with(configs: &[RelabelConfig], scheme: NameValidation) -> Result<Rules, RelabelError> {
+    pub fn compile_with(
+        configs: &[RelabelConfig],
+        scheme: NameValidation,
+    ) -> Result<Rules, RelabelError> {
         let rules = configs
             .iter()
             .enumerate()
@@ -316,11 +346,14 @@ impl Rule {
         if let Some(bad) = sources.iter().find(|s| !scheme.is_valid_label_name(s)) {
             return Err(RuleError::InvalidSourceLabel(bad.clone()));
         }
-        let (matcher, group_count, names) =
-            Matcher::compile(cfg.regex.as_deref()).map_err(|source| RuleError::InvalidRegex {
-                pattern: cfg.regex.clone().unwrap_or_default(),
-                source,
-            })?;
+        let CompiledMatcher {
+            matcher,
+            group_count,
+            names,
+        } = Matcher::compile(cfg.regex.as_deref()).map_err(|source| RuleError::InvalidRegex {
+            pattern: cfg.regex.clone().unwrap_or_default(),
+            source,
+        })?;
         validate(cfg, scheme)?;
 
         let target_text = cfg.target_label.as_str();
@@ -379,7 +412,11 @@ impl Rule {
             Action::Drop => !self.matcher.is_match(self.source_value(labels, joined)),
             Action::KeepEqual | Action::DropEqual => {
                 let val = self.source_value(labels, joined);
-                let current = self.target_name.as_ref().and_then(|t| labels.get(t)).unwrap_or("");
+                let current = self
+                    .target_name
+                    .as_ref()
+                    .and_then(|t| labels.get(t))
+                    .unwrap_or("");
                 (current == val) == (self.action == Action::KeepEqual)
             }
             Action::Replace => {
@@ -417,7 +454,10 @@ impl Rule {
                 snapshot.extend(labels.iter().cloned());
                 for label in snapshot.iter() {
                     target_buf.clear();
-                    if self.matcher.replace_all_into(&label.name, &self.replacement, target_buf) {
+                    if self
+                        .matcher
+                        .replace_all_into(&label.name, &self.replacement, target_buf)
+                    {
                         // Prometheus sets the new name without validating it.
                         if labels.get(target_buf) != Some(label.value.as_str()) {
                             labels.set_symbols(intern(target_buf), label.value.clone());
@@ -438,15 +478,20 @@ impl Rule {
         }
     }
 
-    fn replace(&self, labels: &mut LabelsBuilder, joined: &mut String, target_buf: &mut String, value_buf: &mut String) {
+    fn replace(
+        &self,
+        labels: &mut LabelsBuilder,
+        joined: &mut String,
+        target_buf: &mut String,
+        value_buf: &mut String,
+    ) {
         let val = self.source_value(labels, joined);
         if let (Some(target), Some(value)) = (&self.target_name, &self.replacement_value) {
             // Fast path: nothing to expand. Prometheus writes without matching when the input
             // is empty and the regex is the default; otherwise only on a match.
-            if (self.replace_fast_path && val.is_empty()) || self.matcher.is_match(val) {
-                if self.scheme.is_valid_label_name(target) {
-                    set_symbol(labels, target, value);
-                }
+            let matched = (self.replace_fast_path && val.is_empty()) || self.matcher.is_match(val);
+            if matched && self.scheme.is_valid_label_name(target) {
+                set_symbol(labels, target, value);
             }
             return;
         }
@@ -499,7 +544,11 @@ fn validate(cfg: &RelabelConfig, scheme: NameValidation) -> Result<(), RuleError
     if action == HashMod && cfg.modulus == 0 {
         return Err(RuleError::HashModZeroModulus);
     }
-    if matches!(action, Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual) && target.is_empty() {
+    if matches!(
+        action,
+        Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
+    ) && target.is_empty()
+    {
         return Err(RuleError::MissingTargetLabel(action));
     }
     if action == Replace {
@@ -520,7 +569,9 @@ fn validate(cfg: &RelabelConfig, scheme: NameValidation) -> Result<(), RuleError
         return Err(RuleError::ReplacementNotAllowed(action));
     }
     if action == LabelMap && !scheme.is_valid_name_with_vars(&cfg.replacement) {
-        return Err(RuleError::InvalidLabelMapReplacement(cfg.replacement.clone()));
+        return Err(RuleError::InvalidLabelMapReplacement(
+            cfg.replacement.clone(),
+        ));
     }
     if action == HashMod && !scheme.is_valid_label_name(target) {
         return Err(invalid_target());

@@ -78,7 +78,11 @@ impl Template {
 
     /// Appends the expansion to `out`; `group(i)` is the text of group `i`, `None` when it did
     /// not participate in the match (which expands to nothing, as in Go).
-    pub(crate) fn expand_into<'h>(&self, out: &mut String, group: impl Fn(usize) -> Option<&'h str>) {
+    pub(crate) fn expand_into<'h>(
+        &self,
+        out: &mut String,
+        group: impl Fn(usize) -> Option<&'h str>,
+    ) {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
@@ -150,14 +154,26 @@ mod tests {
         assert_eq!(expand("$1", &g, &[]), "one");
         assert_eq!(expand("${1}x", &g, &[]), "onex");
         assert_eq!(expand("$1x", &g, &[]), "", "$1x names the group `1x`");
-        assert_eq!(expand("$1é", &g, &[]), "", "Unicode letters extend the name");
+        assert_eq!(
+            expand("$1é", &g, &[]),
+            "",
+            "Unicode letters extend the name"
+        );
         assert_eq!(expand("$1-$2", &g, &[]), "one-two");
         assert_eq!(expand("$$1", &g, &[]), "$1");
-        assert_eq!(expand("$01", &g, &[]), "", "leading zero makes a name, not group 1");
+        assert_eq!(
+            expand("$01", &g, &[]),
+            "",
+            "leading zero makes a name, not group 1"
+        );
         assert_eq!(expand("$0", &g, &[]), "whole");
         assert_eq!(expand("$9", &g, &[]), "", "missing group is empty");
         assert_eq!(expand("a$", &g, &[]), "a$", "trailing $ is literal");
-        assert_eq!(expand("$-x", &g, &[]), "$-x", "malformed reference is literal");
+        assert_eq!(
+            expand("$-x", &g, &[]),
+            "$-x",
+            "malformed reference is literal"
+        );
         assert_eq!(expand("${1", &g, &[]), "${1", "unclosed brace is literal");
         assert_eq!(expand("${}", &g, &[]), "${}");
         assert_eq!(expand("${a b}", &g, &[]), "${a b}");
@@ -178,6 +194,6 @@ mod tests {
         assert!(t.has_dollar);
         let t = Template::parse("$7", 1, &[]);
         assert_eq!(t.as_literal(), Some(""));
-        assert!(!Template::parse("$1", 1, &[]).as_literal().is_some());
+        assert!(Template::parse("$1", 1, &[]).as_literal().is_none());
     }
 }
