@@ -55,6 +55,13 @@ pub enum EbpfError {
     },
     #[error("{}: the tracepoint record has no field `{field}`", path.display())]
     TracefsField { path: PathBuf, field: &'static str },
+    #[error("{}: field `{field}` has size {size}, expected {expected}", path.display())]
+    TracefsFieldSize {
+        path: PathBuf,
+        field: &'static str,
+        size: u32,
+        expected: &'static str,
+    },
     #[error("mounting {fstype} at {}: {source}", path.display())]
     Mount {
         fstype: &'static str,
@@ -212,6 +219,11 @@ impl KernelProbes {
         }
 
         let mut ebpf = EbpfLoader::new()
+            .set_global(
+                globals::SCHED_SWITCH_PREV_PID_OFFSET,
+                &sched_switch.prev_pid_offset,
+                true,
+            )
             .set_global(
                 globals::SCHED_SWITCH_PREV_STATE_OFFSET,
                 &sched_switch.prev_state_offset,
@@ -426,6 +438,7 @@ fn attach_tracepoint(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Res
 
 /// What the sched_switch program needs to know about this kernel's record layout.
 struct SchedSwitchGlobals {
+    prev_pid_offset: u32,
     prev_state_offset: u32,
     prev_state_size: u32,
     preempted_state: u64,
@@ -434,6 +447,7 @@ struct SchedSwitchGlobals {
 impl SchedSwitchGlobals {
     fn defaults() -> Self {
         Self {
+            prev_pid_offset: nodemeter_ebpf_common::DEFAULT_PREV_PID_OFFSET,
             prev_state_offset: nodemeter_ebpf_common::DEFAULT_PREV_STATE_OFFSET,
             prev_state_size: 8,
             preempted_state: nodemeter_ebpf_common::DEFAULT_PREEMPTED_STATE,
@@ -443,12 +457,22 @@ impl SchedSwitchGlobals {
     fn read(tracefs_dir: &Path) -> Result<Self, EbpfError> {
         let path = tracefs_dir.join("events/sched/sched_switch/format");
         let format = tracefs::TracepointFormat::read(tracefs_dir, "sched", "sched_switch")?;
+        let prev_pid = format.field("prev_pid", &path)?;
+        if prev_pid.size != 4 {
+            return Err(EbpfError::TracefsFieldSize {
+                path,
+                field: "prev_pid",
+                size: prev_pid.size,
+                expected: "4",
+            });
+        }
         let prev_state = format.field("prev_state", &path)?;
         if prev_state.size != 4 && prev_state.size != 8 {
-            return Err(EbpfError::TracefsFormat {
+            return Err(EbpfError::TracefsFieldSize {
                 path,
-                line: 0,
-                expected: "`prev_state` of size 4 or 8",
+                field: "prev_state",
+                size: prev_state.size,
+                expected: "4 or 8",
             });
         }
         let preempted_state = format.sched_switch_preempted_state().unwrap_or_else(|| {
@@ -460,12 +484,14 @@ impl SchedSwitchGlobals {
             nodemeter_ebpf_common::DEFAULT_PREEMPTED_STATE
         });
         tracing::debug!(
+            prev_pid_offset = prev_pid.offset,
             prev_state_offset = prev_state.offset,
             prev_state_size = prev_state.size,
             preempted_state,
             "sched_switch record layout"
         );
         Ok(Self {
+            prev_pid_offset: prev_pid.offset,
             prev_state_offset: prev_state.offset,
             prev_state_size: prev_state.size,
             preempted_state,
