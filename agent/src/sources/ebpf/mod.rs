@@ -20,7 +20,7 @@ use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
-pub use nodemeter_ebpf_common::SchedCounters;
+pub use nodemeter_ebpf_common::{MAX_CGROUPS, SchedCounters};
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).
 static OBJECT: &[u8] = aya::include_bytes_aligned!("nodemeter.bpf.o");
@@ -121,6 +121,8 @@ impl Probe {
 pub struct ProbeSelection {
     enabled: BTreeSet<Probe>,
     forced_failures: BTreeSet<Probe>,
+    /// Entries of the per-cgroup maps; `None` keeps the object's [`MAX_CGROUPS`].
+    cgroup_capacity: Option<u32>,
 }
 
 impl ProbeSelection {
@@ -128,7 +130,7 @@ impl ProbeSelection {
     pub fn all() -> Self {
         Self {
             enabled: Probe::ALL.iter().copied().collect(),
-            forced_failures: BTreeSet::new(),
+            ..Self::default()
         }
     }
 
@@ -159,6 +161,14 @@ impl ProbeSelection {
     #[must_use]
     pub fn force_failure(mut self, probe: Probe) -> Self {
         self.forced_failures.insert(probe);
+        self
+    }
+
+    /// Bounds the per-cgroup maps to `entries` cgroups instead of [`MAX_CGROUPS`]; inserts past
+    /// that count in [`KernelProbes::map_overflows`].
+    #[must_use]
+    pub fn with_cgroup_capacity(mut self, entries: u32) -> Self {
+        self.cgroup_capacity = Some(entries);
         self
     }
 
@@ -218,7 +228,11 @@ impl KernelProbes {
             }
         }
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        if let Some(entries) = enabled.cgroup_capacity {
+            loader.set_max_entries(maps::SCHED_COUNTERS, entries);
+        }
+        let mut ebpf = loader
             .set_global(
                 globals::SCHED_SWITCH_PREV_PID_OFFSET,
                 &sched_switch.prev_pid_offset,
