@@ -78,6 +78,14 @@ impl Template {
         }
     }
 
+    /// The group index when the template is exactly one group reference (`$1`, `${0}`).
+    pub(crate) fn as_single_group(&self) -> Option<usize> {
+        match self.pieces.as_slice() {
+            [Piece::Group(g)] => Some(*g),
+            _ => None,
+        }
+    }
+
     /// Appends the expansion to `out`; `group(i)` is the text of group `i`, `None` when it did
     /// not participate in the match (which expands to nothing, as in Go).
     pub(crate) fn expand_into<'h>(

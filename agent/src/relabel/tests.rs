@@ -274,6 +274,22 @@ fn default_regex_from_a_missing_source_deletes_the_target() {
 }
 
 #[test]
+fn copying_a_label_follows_the_regex() {
+    // `(.+)` does not match an empty value: the target is left alone.
+    let yaml = "- source_labels: [a]\n  regex: (.+)\n  target_label: b\n  replacement: ${1}";
+    assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[("b", "old")]));
+    assert_eq!(relabel(yaml, &[("a", "v"), ("b", "old")]), expect(&[("a", "v"), ("b", "v")]));
+    // `.*` matches it and `$0` expands to "", which deletes the target.
+    let yaml = "- source_labels: [a]\n  regex: .*\n  target_label: b\n  replacement: $0";
+    assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[]));
+    assert_eq!(relabel(yaml, &[("a", "v")]), expect(&[("a", "v"), ("b", "v")]));
+    // A literal regex copies only that value.
+    let yaml = "- source_labels: [a]\n  regex: prod\n  target_label: b\n  replacement: $0";
+    assert_eq!(relabel(yaml, &[("a", "prod")]), expect(&[("a", "prod"), ("b", "prod")]));
+    assert_eq!(relabel(yaml, &[("a", "dev")]), expect(&[("a", "dev")]));
+}
+
+#[test]
 fn static_replace_without_sources_sets_the_label() {
     let yaml = "- target_label: endpoint\n  replacement: metrics";
     assert_eq!(
