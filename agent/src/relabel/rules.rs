@@ -369,14 +369,18 @@ impl Rule {
         let target_name = target.as_literal().map(intern);
         let replacement = Template::parse(&cfg.replacement, group_count, &names);
         let replacement_value = replacement.as_literal().map(intern);
-        let whole_value_group = match (&matcher, replacement.as_single_group()) {
+        // Groups 0 and 1 of `(.*)`/`(.+)`, and group 0 of the other plain matchers, are the
+        // whole input value.
+        let whole_value_group = matches!(
+            (&matcher, replacement.as_single_group()),
             (
                 Matcher::Any { capturing: true } | Matcher::NonEmpty { capturing: true },
-                Some(0 | 1),
-            ) => true,
-            (Matcher::Any { .. } | Matcher::NonEmpty { .. } | Matcher::Literal(_), Some(0)) => true,
-            _ => false,
-        };
+                Some(0 | 1)
+            ) | (
+                Matcher::Any { .. } | Matcher::NonEmpty { .. } | Matcher::Literal(_),
+                Some(0)
+            )
+        );
         let copies_source = action == Action::Replace
             && sources.len() == 1
             && target_name.is_some()
