@@ -1,1 +1,3 @@
-//! exposition
+//! Exposition formats: parsing what scrape targets expose.
+
+pub mod parse;
