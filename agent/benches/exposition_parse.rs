@@ -19,30 +19,47 @@ fn generator() -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let from_env = std::env::var_os("NODEMETER_GEN_TARGETS").map(PathBuf::from);
     let candidates = from_env.into_iter().chain(
-        ["../shared/bench/gen_targets.py", "../../shared/bench/gen_targets.py"]
-            .iter()
-            .map(|p| manifest.join(p)),
+        [
+            "../shared/bench/gen_targets.py",
+            "../../shared/bench/gen_targets.py",
+        ]
+        .iter()
+        .map(|p| manifest.join(p)),
     );
     candidates.into_iter().find(|p| p.is_file())
 }
 
 fn corpus() -> Option<Vec<u8>> {
     let Some(script) = generator() else {
-        eprintln!("exposition_parse: gen_targets.py not found (set NODEMETER_GEN_TARGETS); skipping");
+        eprintln!(
+            "exposition_parse: gen_targets.py not found (set NODEMETER_GEN_TARGETS); skipping"
+        );
         return None;
     };
     let series = std::env::var("NODEMETER_BENCH_SERIES").unwrap_or_else(|_| "2000".into());
     let dir = tempfile::tempdir().ok()?;
     let status = Command::new("python3")
         .arg(&script)
-        .args(["--targets", "1", "--variants", "1", "--no-gzip", "--series", &series, "--out"])
+        .args([
+            "--targets",
+            "1",
+            "--variants",
+            "1",
+            "--no-gzip",
+            "--series",
+            &series,
+            "--out",
+        ])
         .arg(dir.path())
         .stdout(std::process::Stdio::null())
         .status();
     match status {
         Ok(s) if s.success() => std::fs::read(dir.path().join("v0/t00.prom")).ok(),
         Ok(s) => {
-            eprintln!("exposition_parse: {} exited with {s}; skipping", script.display());
+            eprintln!(
+                "exposition_parse: {} exited with {s}; skipping",
+                script.display()
+            );
             None
         }
         Err(e) => {
@@ -94,16 +111,25 @@ fn bench(c: &mut Criterion) {
     om.extend_from_slice(b"# EOF\n");
     let series = parse(&text, Format::PrometheusText, false);
     assert_eq!(series, parse(&om, Format::OpenMetrics, false));
-    eprintln!("exposition_parse: corpus {} bytes, {series} series", text.len());
+    eprintln!(
+        "exposition_parse: corpus {} bytes, {series} series",
+        text.len()
+    );
 
     let mut g = c.benchmark_group("exposition_parse");
     g.throughput(Throughput::Bytes(text.len() as u64));
-    g.bench_function("text_0_0_4", |b| b.iter(|| parse(black_box(&text), Format::PrometheusText, false)));
+    g.bench_function("text_0_0_4", |b| {
+        b.iter(|| parse(black_box(&text), Format::PrometheusText, false))
+    });
     g.bench_function("text_0_0_4_with_labels", |b| {
         b.iter(|| parse(black_box(&text), Format::PrometheusText, true))
     });
-    g.bench_function("openmetrics_1_0", |b| b.iter(|| parse(black_box(&om), Format::OpenMetrics, false)));
-    g.bench_function("baseline_naive_split_f64", |b| b.iter(|| naive_split_f64(black_box(&text))));
+    g.bench_function("openmetrics_1_0", |b| {
+        b.iter(|| parse(black_box(&om), Format::OpenMetrics, false))
+    });
+    g.bench_function("baseline_naive_split_f64", |b| {
+        b.iter(|| naive_split_f64(black_box(&text)))
+    });
     g.bench_function("baseline_memchr_lines", |b| {
         b.iter(|| memchr::memchr_iter(b'\n', black_box(&text)).count())
     });
