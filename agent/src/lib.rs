@@ -13,3 +13,4 @@ pub mod relabel;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod topology;

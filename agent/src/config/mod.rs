@@ -1,1 +1,307 @@
-//! config
+//! The agent's configuration: one YAML file.
+//!
+//! Prometheus's own sections (`global`, `scrape_configs`, `remote_write`) use Prometheus's
+//! names and defaults so an existing Prometheus agent config runs unchanged; nodemeter's own
+//! sections sit beside them. Every key has a default (an empty file is a valid config) and
+//! a doc comment. Unknown keys and bad values are errors that name file, line and key.
+
+mod duration;
+mod error;
+mod source_map;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use error::{ConfigError, Located};
+pub use source_map::{Position, SourceMap};
+
+use crate::sources::cgroup::CgroupConfig;
+use crate::sources::ebpf::EbpfConfig;
+
+/// The configuration `nodemeter run` uses when no `--config` is given. It is also the
+/// reference documentation of every key.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
+
+/// Name under which the embedded default config appears in error messages.
+pub const EMBEDDED_NAME: &str = "<embedded default config>";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Prometheus `global` section: defaults for scraping and labels added to everything sent.
+    pub global: GlobalConfig,
+    /// Prometheus `scrape_configs` (not supported by this version yet: setting it is an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_configs: Option<serde_yaml::Value>,
+    /// Prometheus `remote_write` (not supported by this version yet: setting it is an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<serde_yaml::Value>,
+    /// The HTTP server for `/metrics`, `/healthz` and `/readyz`.
+    pub server: ServerConfig,
+    /// Log output of the agent itself.
+    pub logging: LoggingConfig,
+    /// Facts about the node the agent runs on.
+    pub node: NodeConfig,
+    /// Container metrics read from cgroupfs and /proc.
+    pub cgroup: CgroupConfig,
+    /// Kernel probes.
+    pub ebpf: EbpfConfig,
+    /// Buffers between sources, the pipeline and sinks.
+    pub pipeline: PipelineConfig,
+    /// The local `/metrics` view of everything collected.
+    pub exposition: ExpositionConfig,
+}
+
+/// Prometheus's `global` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalConfig {
+    /// How often to scrape targets by default (Prometheus default 1m).
+    pub scrape_interval: Duration,
+    /// How long a scrape may take by default (Prometheus default 10s).
+    pub scrape_timeout: Duration,
+    /// Accepted for compatibility with Prometheus configs; the agent evaluates no rules.
+    pub evaluation_interval: Duration,
+    /// Labels added to every series sent to remote storage; a series' own label of the same
+    /// name wins.
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self {
+            scrape_interval: Duration::from_secs(60),
+            scrape_timeout: Duration::from_secs(10),
+            evaluation_interval: Duration::from_secs(60),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9101)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Filter in `tracing` env-filter syntax (`info`, `nodemeter=debug,warn`); the environment
+    /// variable `NODEMETER_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's name. Empty: the `NODE_NAME` environment variable (set from the downward
+    /// API in the DaemonSet), else the host name.
+    pub name: String,
+}
+
+impl NodeConfig {
+    /// The effective node name.
+    pub fn resolved_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        if let Ok(n) = std::env::var("NODE_NAME")
+            && !n.is_empty()
+        {
+            return n;
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Batches that may wait between sources and the pipeline, and between the pipeline and
+    /// each sink, before producers wait (backpressure instead of unbounded memory).
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 16,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpositionConfig {
+    /// Write each sample's collection timestamp on `/metrics`, as kubelet's cAdvisor endpoint does.
+    pub timestamps: bool,
+    /// A series not updated for this long disappears from `/metrics` even without a staleness
+    /// marker (a safety net for sources that stop abruptly).
+    pub series_ttl: Duration,
+}
+
+impl Default for ExpositionConfig {
+    fn default() -> Self {
+        Self {
+            timestamps: true,
+            series_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Self, ConfigError> {
+        Self::from_yaml(DEFAULT_CONFIG_YAML, EMBEDDED_NAME)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let map = SourceMap::index(text);
+        let locate = |path: String, message: String, fallback: Option<Position>| {
+            let pos = map.locate(&path).or(fallback);
+            ConfigError::Invalid(Box::new(Located {
+                file: file.to_string(),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+                path,
+                message,
+            }))
+        };
+        // An empty document (or one holding only comments) is the all-defaults config.
+        let config: Config = if text
+            .trim()
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            Config::default()
+        } else {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let inner = e.into_inner();
+                let fallback = inner.location().map(|l| Position {
+                    line: l.line(),
+                    column: l.column(),
+                });
+                // serde_yaml appends its own " at line X column Y"; the location is ours to print.
+                let msg = inner.to_string();
+                let msg = match msg.rfind(" at line ") {
+                    Some(i) => msg[..i].to_string(),
+                    None => msg,
+                };
+                // ...and prefixes the path of the enclosing mapping, which ours already names.
+                let msg = match msg.split_once(": ") {
+                    Some((prefix, rest)) if !prefix.is_empty() && path.starts_with(prefix) => {
+                        rest.to_string()
+                    }
+                    _ => msg,
+                };
+                locate(path, msg, fallback)
+            })?
+        };
+        if let Some((path, message)) = config.validate().into_iter().next() {
+            return Err(locate(path, message, None));
+        }
+        Ok(config)
+    }
+
+    /// Checks what types cannot express. Returns `(key path, message)` pairs.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.scrape_configs.as_ref().is_some_and(|v| !v.is_null()) {
+            problems.push((
+                "scrape_configs".into(),
+                "not supported by this version of nodemeter yet".into(),
+            ));
+        }
+        if self.remote_write.as_ref().is_some_and(|v| !v.is_null()) {
+            problems.push((
+                "remote_write".into(),
+                "not supported by this version of nodemeter yet".into(),
+            ));
+        }
+        if self.global.scrape_timeout > self.global.scrape_interval {
+            problems.push((
+                "global.scrape_timeout".into(),
+                format!(
+                    "scrape_timeout {} greater than scrape_interval {}",
+                    self.global.scrape_timeout, self.global.scrape_interval
+                ),
+            ));
+        }
+        if self.pipeline.channel_capacity == 0 {
+            problems.push((
+                "pipeline.channel_capacity".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
+            problems.push(("logging.level".into(), format!("invalid filter: {e}")));
+        }
+        problems.extend(
+            self.cgroup
+                .validate()
+                .into_iter()
+                .map(|(p, m)| (format!("cgroup.{p}"), m)),
+        );
+        problems.extend(
+            self.ebpf
+                .validate()
+                .into_iter()
+                .map(|(p, m)| (format!("ebpf.{p}"), m)),
+        );
+        problems
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests;

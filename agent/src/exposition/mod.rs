@@ -1,1 +1,3 @@
-//! exposition
+//! The Prometheus text format 0.0.4 and OpenMetrics 1.0: encoding (for `/metrics`).
+
+pub mod encode;

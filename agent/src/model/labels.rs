@@ -114,7 +114,11 @@ pub fn interned_count() -> usize {
     INTERNER
         .shards
         .iter()
-        .map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len())
+        .map(|s| {
+            s.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        })
         .sum()
 }
 
@@ -123,7 +127,9 @@ pub fn interned_count() -> usize {
 pub fn collect_unused_symbols() -> usize {
     let mut freed = 0;
     for shard in &INTERNER.shards {
-        let mut set = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut set = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = set.len();
         set.retain(|s| Arc::strong_count(s) > 1);
         freed += before - set.len();
@@ -151,7 +157,9 @@ impl Labels {
     }
 
     /// Builds a set from pairs in any order; later duplicates win, empty values are dropped.
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut b = LabelsBuilder::new();
         for (n, v) in pairs {
             b.set(n.as_ref(), v.as_ref());
@@ -327,10 +335,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a.0, &b.0));
         drop((a, b));
         collect_unused_symbols();
-        let shard_has = INTERNER
-            .shards
-            .iter()
-            .any(|s| s.lock().map(|s| s.contains("nodemeter-test-unique-value")).unwrap_or(false));
+        let shard_has = INTERNER.shards.iter().any(|s| {
+            s.lock()
+                .map(|s| s.contains("nodemeter-test-unique-value"))
+                .unwrap_or(false)
+        });
         assert!(!shard_has);
     }
 }

@@ -8,7 +8,10 @@ mod labels;
 mod metadata;
 mod staleness;
 
-pub use batch::{Batch, Sample, SourceId, STALE_NAN_BITS, is_stale_nan, stale_nan};
-pub use labels::{Label, Labels, LabelsBuilder, Symbol, intern, interned_count, collect_unused_symbols, METRIC_NAME};
+pub use batch::{Batch, STALE_NAN_BITS, Sample, SourceId, is_stale_nan, stale_nan};
+pub use labels::{
+    Label, Labels, LabelsBuilder, METRIC_NAME, Symbol, collect_unused_symbols, intern,
+    interned_count,
+};
 pub use metadata::{FamilyMetadata, MetricType};
 pub use staleness::StalenessTracker;

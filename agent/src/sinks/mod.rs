@@ -1,1 +1,3 @@
-//! sinks
+//! Sinks consume the pipeline's batches: the local exposition (`/metrics`) and remote write.
+
+pub mod exposition;

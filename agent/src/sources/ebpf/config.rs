@@ -1,14 +1,18 @@
 //! The `ebpf:` section of the agent's configuration.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Duration;
 
 /// Kernel probes. Every probe is optional: one that cannot load is reported (logs, self-metrics,
 /// `nodemeter check`) and the agent carries on with cgroup metrics.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EbpfConfig {
     /// Load eBPF programs at all. `false` skips the capability check and every probe.
     pub enabled: bool,
+    /// How often to read the probes' kernel maps.
+    pub interval: Duration,
     /// Per-probe switches.
     pub probes: ProbesConfig,
 }
@@ -17,13 +21,25 @@ impl Default for EbpfConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            interval: Duration::from_secs(10),
             probes: ProbesConfig::default(),
         }
     }
 }
 
+impl EbpfConfig {
+    /// Checks what types cannot express: `(key path, message)` pairs.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.interval.as_std().is_zero() {
+            problems.push(("interval".into(), "must be greater than 0".into()));
+        }
+        problems
+    }
+}
+
 /// One switch per probe, all on by default.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbesConfig {
     /// `sched:sched_switch`: voluntary and involuntary context switches per cgroup.

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod privileges;
+mod source;
 pub mod tracefs;
 
 use std::collections::BTreeSet;
@@ -20,6 +21,7 @@ use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
+pub use self::source::{CONTEXT_SWITCHES, EbpfSource, SOURCE_NAME, load_probes};
 pub use nodemeter_ebpf_common::{MAX_CGROUPS, SchedCounters};
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).

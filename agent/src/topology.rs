@@ -1,0 +1,151 @@
+//! Assembles the running agent: sources -> pipeline -> sinks, the HTTP server, and an orderly
+//! shutdown (stop sources, drain the pipeline, flush sinks, detach probes).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::identity::{Hierarchies, Inventory};
+use crate::pipeline::Pipeline;
+use crate::sinks::exposition::{self, SeriesStore, ServerState};
+use crate::sources::SourceContext;
+use crate::sources::cgroup::{self, CgroupSource};
+use crate::sources::ebpf::{self, EbpfSource};
+use crate::telemetry::Readiness;
+
+/// How long shutdown may take before the agent gives up waiting for tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A started agent.
+pub struct Agent {
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    server: tokio::task::JoinHandle<()>,
+    pipeline: tokio::task::JoinHandle<()>,
+    sinks: Vec<tokio::task::JoinHandle<()>>,
+    pub listen: SocketAddr,
+    pub store: Arc<SeriesStore>,
+}
+
+impl Agent {
+    /// Starts every enabled component. Fails only for what makes the agent useless (the listen
+    /// address is taken, no cgroup hierarchy); optional parts that fail are logged and counted.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let readiness = Readiness::new();
+        let (mut pipeline, tx) = Pipeline::new(config.pipeline.channel_capacity);
+
+        let store = Arc::new(SeriesStore::new(Some(
+            config.exposition.series_ttl.as_std(),
+        )));
+        let exposition_rx = pipeline.add_sink("exposition");
+        let sinks = vec![tokio::spawn(exposition::run(
+            Arc::clone(&store),
+            exposition_rx,
+        ))];
+
+        let ctx = SourceContext {
+            out: tx,
+            shutdown: shutdown.clone(),
+            readiness: readiness.clone(),
+        };
+        let mut tasks = JoinSet::new();
+        let inventory = Inventory::new();
+
+        if config.cgroup.enabled {
+            let hierarchies =
+                Hierarchies::detect(&config.cgroup.mounts).context("cgroup source")?;
+            info!(mode = hierarchies.mode().as_str(), unified = ?hierarchies.unified, v1 = ?hierarchies.v1.keys().collect::<Vec<_>>(), "cgroup hierarchies");
+            let source = CgroupSource::new(config.cgroup.clone(), hierarchies, inventory.clone());
+            readiness.expect(cgroup::SOURCE_NAME);
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = source.run(ctx).await {
+                    error!(error = %e, "cgroup source failed");
+                }
+            });
+        }
+        // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
+        if let Some(probes) = ebpf::load_probes(&config.ebpf) {
+            let source = EbpfSource::new(probes, inventory.clone(), config.ebpf.interval.as_std());
+            readiness.expect(ebpf::SOURCE_NAME);
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = source.run(ctx).await {
+                    error!(error = %e, "ebpf source failed");
+                }
+            });
+        }
+        // Sources hold the only senders now: the pipeline ends when they all return.
+        drop(ctx);
+
+        let pipeline = tokio::spawn(pipeline.run());
+        let state = ServerState {
+            store: Arc::clone(&store),
+            readiness,
+            timestamps: config.exposition.timestamps,
+        };
+        let server_token = CancellationToken::new();
+        let server = exposition::serve(config.server.listen, state, server_token.clone()).await?;
+        // The server outlives the sources so /metrics stays up while the pipeline drains.
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            server_shutdown.cancelled().await;
+            server_token.cancel();
+            let _ = server.await;
+        });
+        Ok(Self {
+            shutdown,
+            tasks,
+            server,
+            pipeline,
+            sinks,
+            listen: config.server.listen,
+            store,
+        })
+    }
+
+    /// A token that stops the agent when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the shutdown token, then stops everything in order.
+    pub async fn wait(mut self) {
+        self.shutdown.cancelled().await;
+        info!("shutting down: stopping sources");
+        let drain = async {
+            while self.tasks.join_next().await.is_some() {}
+            let _ = (&mut self.pipeline).await;
+            for s in &mut self.sinks {
+                let _ = s.await;
+            }
+            let _ = (&mut self.server).await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            warn!(grace = ?SHUTDOWN_GRACE, "shutdown took too long; exiting anyway");
+        }
+        info!("stopped");
+    }
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}
