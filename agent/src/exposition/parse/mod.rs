@@ -7,6 +7,11 @@
 //! that names line, column, what was expected and what was found; any error fails the whole
 //! scrape, as it does in Prometheus.
 //!
+//! Where Prometheus' lexers have accidents we are stricter rather than silent: a NUL byte at
+//! the start of a 0.0.4 line is an error (Prometheus stops reading there), an OpenMetrics
+//! sample followed by a stray space is an error (Prometheus skips the rest of that line), and
+//! quoted OpenMetrics label names may not contain a raw newline.
+//!
 //! ```
 //! use nodemeter::exposition::parse::{Entry, Format, Parser};
 //! let body = b"# TYPE up gauge\nup{job=\"node\"} 1\n";
