@@ -322,8 +322,11 @@ pub fn emit_info(m: &MachineInfo, cache: &mut SeriesCache, e: &mut Emitter<'_>) 
 pub struct Filesystem {
     /// `/dev/vda1`.
     pub device: String,
-    /// Where it is reachable from this process (through /proc/1/root when that works).
+    /// Where it is reachable through the host's root (/proc/1/root/...).
     pub path: PathBuf,
+    /// The mount point itself, used when /proc/1/root is not accessible (same mount
+    /// namespace, or a hostPath mount of the same place).
+    pub mount_point: PathBuf,
 }
 
 /// Block-device filesystems of the host mount namespace (PID 1's), one per device.
@@ -357,6 +360,7 @@ pub fn filesystems() -> Vec<Filesystem> {
         out.push(Filesystem {
             device: source.to_string(),
             path,
+            mount_point: PathBuf::from(mount_point),
         });
     }
     out
@@ -379,7 +383,9 @@ pub fn statfs(path: &Path) -> Option<(u64, u64, u64, u64)> {
 
 pub fn emit_filesystems(fs: &[Filesystem], cache: &mut SeriesCache, e: &mut Emitter<'_>) {
     for f in fs {
-        let Some((capacity, used, inodes, free_inodes)) = statfs(&f.path) else {
+        let Some((capacity, used, inodes, free_inodes)) =
+            statfs(&f.path).or_else(|| statfs(&f.mount_point))
+        else {
             continue;
         };
         let dev = [("device", f.device.as_str())];
