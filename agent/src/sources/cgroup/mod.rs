@@ -298,7 +298,10 @@ impl Collector {
                 }
                 None => {
                     let dirs = CgroupDirs::resolve(&self.hierarchies, &self.tracking.root, &e.path);
-                    let start_time = dirs.creation_time(self.boot_time);
+                    // The root has no creation record of its own: it started at boot.
+                    let start_time = dirs
+                        .creation_time(self.boot_time)
+                        .or((e.kind == CgroupKind::Root).then_some(self.boot_time));
                     self.tracked.insert(
                         e.path.clone(),
                         Tracked {
@@ -471,6 +474,13 @@ fn collect_cgroup(
                 c.pids.first().copied()
             } else {
                 None
+            };
+            // The root's namespace is PID 1's; when /proc/1 is not ours to read (no hostPID,
+            // or a ptrace-restricted sandbox) the agent's own namespace stands in, which is
+            // the host's for a hostNetwork DaemonSet.
+            let pid = match pid {
+                Some(1) if !c.netns.readable(1) => Some(std::process::id()),
+                p => p,
             };
             if let Some(pid) = pid
                 && let Some(ifaces) = c.netns.interfaces(r, pid, c.cycle)

@@ -55,6 +55,11 @@ impl NetworkNamespaces {
         Some(&ns.interfaces)
     }
 
+    /// Whether the network namespace of `pid` can be inspected.
+    pub fn readable(&self, pid: u32) -> bool {
+        std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok()
+    }
+
     /// Forgets namespaces not read this cycle.
     pub fn end_cycle(&mut self, cycle: u64) {
         self.by_inode.retain(|_, ns| ns.cycle == cycle);
