@@ -112,6 +112,15 @@ impl TestNode {
         h
     }
 
+    /// The `id` label of cgroup `path` (relative to the node root).
+    pub fn id(&self, path: &str) -> String {
+        if path == "/" {
+            self.root.clone()
+        } else {
+            format!("{}{}", self.root, path)
+        }
+    }
+
     /// Directory of cgroup `path` (relative to the node root) in `controller`'s hierarchy.
     pub fn dir(&self, controller: &str, path: &str) -> PathBuf {
         let m = &self.mounts[controller];

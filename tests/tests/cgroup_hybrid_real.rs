@@ -134,6 +134,12 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
     }
     std::thread::sleep(Duration::from_millis(500));
 
+    let (pod_id, sandbox_id, app_id, oom_id) = (
+        node.id(&pod),
+        node.id(&sandbox),
+        node.id(&app),
+        node.id(&oom),
+    );
     let inventory = Inventory::new();
     let src = source(&node, &inventory);
     let cpu_before = node
@@ -162,7 +168,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
 
     // Identity: every level of the pod is tracked, named from the path.
     let ids: Vec<String> = inventory.entries().iter().map(|e| e.path.clone()).collect();
-    for id in [
+    for p in [
         "/",
         "/kubepods",
         "/kubepods/burstable",
@@ -171,9 +177,10 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         &app,
         &oom,
     ] {
-        assert!(ids.iter().any(|i| i == id), "{id} not tracked: {ids:?}");
+        let id = node.id(p);
+        assert!(ids.contains(&id), "{id} not tracked: {ids:?}");
     }
-    let a = [("id", app.as_str())];
+    let a = [("id", app_id.as_str())];
     let v = |name: &str, extra: &[(&str, &str)]| {
         let mut l = a.to_vec();
         l.extend_from_slice(extra);
@@ -183,7 +190,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         batch
             .samples
             .iter()
-            .find(|s| s.labels.get("id") == Some(&app))
+            .find(|s| s.labels.get("id") == Some(&app_id))
             .unwrap()
             .labels
             .get("name"),
@@ -233,7 +240,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         0.0,
         "cAdvisor's v1 constant"
     );
-    let s = [("id", sandbox.as_str())];
+    let s = [("id", sandbox_id.as_str())];
     assert_eq!(
         value(&batch, "container_cpu_cfs_periods_total", &s),
         None,
@@ -326,7 +333,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         value(
             &batch,
             "container_oom_events_total",
-            &[("id", oom.as_str())]
+            &[("id", oom_id.as_str())]
         ),
         Some(oom_kills)
     );
@@ -375,13 +382,13 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
     let rx = value(
         &batch,
         "container_network_receive_bytes_total",
-        &[("id", sandbox.as_str()), ("interface", "eth0")],
+        &[("id", sandbox_id.as_str()), ("interface", "eth0")],
     )
     .unwrap();
     let tx = value(
         &batch,
         "container_network_transmit_bytes_total",
-        &[("id", sandbox.as_str()), ("interface", "eth0")],
+        &[("id", sandbox_id.as_str()), ("interface", "eth0")],
     )
     .unwrap();
     within("rx bytes", rx, rx_before, rx_after);
@@ -391,12 +398,12 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         value(
             &batch,
             "container_network_transmit_packets_total",
-            &[("id", sandbox.as_str()), ("interface", "eth0")]
+            &[("id", sandbox_id.as_str()), ("interface", "eth0")]
         )
         .unwrap()
             >= 200.0
     );
-    for other in [&app, &pod, &oom] {
+    for other in [&app_id, &pod_id, &oom_id] {
         assert_eq!(
             value(
                 &batch,
@@ -411,7 +418,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         value(
             &batch,
             "container_network_receive_bytes_total",
-            &[("id", sandbox.as_str()), ("interface", "lo")]
+            &[("id", sandbox_id.as_str()), ("interface", "lo")]
         ),
         None
     );
@@ -473,11 +480,29 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
     assert_eq!(v("container_tasks_state", &[("state", "running")]), 0.0);
 
     // The root row: host interfaces from PID 1's namespace, filesystems by statfs.
-    assert!(value(&batch, "container_memory_usage_bytes", &[("id", "/")]).is_some());
-    assert!(value(&batch, "container_fs_limit_bytes", &[("id", "/")]).is_some());
+    assert!(
+        value(
+            &batch,
+            "container_memory_usage_bytes",
+            &[("id", node.root.as_str())]
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &batch,
+            "container_fs_limit_bytes",
+            &[("id", node.root.as_str())]
+        )
+        .is_some()
+    );
     assert!(value(&batch, "machine_cpu_cores", &[]).unwrap() >= 1.0);
     assert_eq!(
-        value(&batch, "container_fs_usage_bytes", &[("id", app.as_str())]),
+        value(
+            &batch,
+            "container_fs_usage_bytes",
+            &[("id", app_id.as_str())]
+        ),
         None,
         "no walks"
     );
@@ -505,20 +530,30 @@ fn containers_appear_within_one_cycle_and_removed_ones_go_stale() {
     let src = source(&node, &inventory);
     let b1 = src.collect_now(1000);
     let c = format!("{pod}/{}", container_id(9));
+    let c_id = node.id(&c);
     assert_eq!(
-        value(&b1, "container_memory_usage_bytes", &[("id", c.as_str())]),
+        value(
+            &b1,
+            "container_memory_usage_bytes",
+            &[("id", c_id.as_str())]
+        ),
         None
     );
     node.mkdir(&c);
     let b2 = src.collect_now(2000);
     assert!(
-        value(&b2, "container_memory_usage_bytes", &[("id", c.as_str())]).is_some(),
+        value(
+            &b2,
+            "container_memory_usage_bytes",
+            &[("id", c_id.as_str())]
+        )
+        .is_some(),
         "new cgroup in the next cycle"
     );
     let before = b2
         .samples
         .iter()
-        .filter(|s| s.labels.get("id") == Some(&c))
+        .filter(|s| s.labels.get("id") == Some(&c_id))
         .count();
     // Remove it in every hierarchy.
     for ctrl in node.mounts.keys() {
@@ -528,7 +563,7 @@ fn containers_appear_within_one_cycle_and_removed_ones_go_stale() {
     let stale: Vec<_> = b3
         .samples
         .iter()
-        .filter(|s| s.labels.get("id") == Some(&c))
+        .filter(|s| s.labels.get("id") == Some(&c_id))
         .collect();
     assert_eq!(
         stale.len(),
@@ -541,7 +576,7 @@ fn containers_appear_within_one_cycle_and_removed_ones_go_stale() {
             .all(|s| nodemeter::model::is_stale_nan(s.value) && s.timestamp_ms == 3000)
     );
     let b4 = src.collect_now(4000);
-    assert!(b4.samples.iter().all(|s| s.labels.get("id") != Some(&c)));
+    assert!(b4.samples.iter().all(|s| s.labels.get("id") != Some(&c_id)));
 }
 
 #[test]
@@ -573,9 +608,17 @@ fn cgroups_vanishing_while_being_read_are_skipped_silently() {
             }
         })
     };
+    let pod_id = node.id(&pod);
     for i in 0..200 {
         let b = src.collect_now(i);
-        assert!(value(&b, "container_memory_usage_bytes", &[("id", pod.as_str())]).is_some());
+        assert!(
+            value(
+                &b,
+                "container_memory_usage_bytes",
+                &[("id", pod_id.as_str())]
+            )
+            .is_some()
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();

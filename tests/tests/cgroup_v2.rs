@@ -41,7 +41,8 @@ fn real_unified_cgroups_cpu_pressure_and_processes() {
     let b = src.collect_now(5000);
     let after = node.read("unified", &c, "cpu.stat");
     let psi_after = node.read("unified", &c, "cpu.pressure");
-    let id = [("id", c.as_str())];
+    let c_id = node.id(&c);
+    let id = [("id", c_id.as_str())];
     let v = |name: &str, extra: &[(&str, &str)]| {
         let mut l = id.to_vec();
         l.extend_from_slice(extra);
@@ -107,7 +108,7 @@ fn real_unified_cgroups_cpu_pressure_and_processes() {
     // The inventory knows the cgroup by its v2 id (what eBPF sees).
     let ino =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(node.dir("unified", &c)).unwrap());
-    assert_eq!(inventory.by_v2_id(ino).unwrap().path, c);
+    assert_eq!(inventory.by_v2_id(ino).unwrap().path, c_id);
 }
 
 /// Writes `files` (name, content) into cgroup `path` of a fixture tree.

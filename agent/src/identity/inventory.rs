@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use super::path::{CgroupKind, is_kubepods_root, parse};
-use super::{CgroupMode, ContainerMetadata, Hierarchies, MetadataProvider};
+use super::{ContainerMetadata, Hierarchies, MetadataProvider};
 use crate::model::{Labels, LabelsBuilder};
 
 /// One tracked cgroup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupEntry {
-    /// cgroup path relative to the node root; cAdvisor's `id` label.
+    /// cgroup path relative to the hierarchy mounts; cAdvisor's `id` label.
     pub path: String,
     /// The cgroup v2 id (inode of the directory in the unified tree), which is what eBPF
     /// helpers such as `bpf_get_current_cgroup_id` return. None when the unified tree lacks
@@ -53,8 +53,9 @@ pub fn container_labels(path: &str) -> Labels {
 /// Which cgroups are tracked: the node root, the kubepods tree, and extra subtrees.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracking {
-    /// The cgroup (relative to each hierarchy mount) that plays the node root, `id="/"`.
-    /// `/` on a real node; tests put a fake node below their own cgroup.
+    /// The cgroup (relative to each hierarchy mount) that plays the node root: tracked with
+    /// the kind `Root`, with `kubepods` and the extra subtrees looked up below it. `/` on a
+    /// real node; tests put a fake node below their own cgroup. Ids stay mount-relative.
     pub root: String,
     /// Further subtrees tracked besides `/kubepods[.slice]` (kubelet's `cgroupRoots`: its own
     /// cgroup, the runtime's), as paths relative to the root.
@@ -122,30 +123,34 @@ impl Inventory {
     /// whose path is unchanged are kept as they are (same `Arc`), so per-cgroup caches keyed
     /// on them stay valid. A cgroup vanishing during the walk is normal and simply not listed.
     pub fn rescan(&self, hierarchies: &Hierarchies, tracking: &Tracking) -> usize {
-        let Some(primary) = hierarchies.primary() else {
+        let root = normalize(&tracking.root);
+        // The primary hierarchy, or the unified tree when the root exists only there (a
+        // hybrid host whose containers live in the v2 tree).
+        let candidates = [hierarchies.primary(), hierarchies.unified.as_deref()];
+        let Some((mount, root_meta)) = candidates.into_iter().flatten().find_map(|m| {
+            let meta = std::fs::metadata(super::hierarchy::join(m, &root)).ok()?;
+            Some((m, meta))
+        }) else {
             return self.replace_arcs(Vec::new());
         };
-        let in_unified = hierarchies.mode() == CgroupMode::V2;
-        let root_dir = super::hierarchy::join(primary, &tracking.root);
+        let in_unified = hierarchies.unified.as_deref() == Some(mount);
+        let root_dir = super::hierarchy::join(mount, &root);
         let mut found: Vec<(String, Option<u64>)> = Vec::new();
-        let Ok(root_meta) = std::fs::metadata(&root_dir) else {
-            return self.replace_arcs(Vec::new());
-        };
-        found.push(("/".into(), in_unified.then(|| root_meta.ino())));
+        found.push((root.clone(), in_unified.then(|| root_meta.ino())));
         if let Ok(rd) = std::fs::read_dir(&root_dir) {
             for e in rd.flatten() {
                 let name = e.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if is_kubepods_root(name) && e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let path = format!("/{name}");
+                    let path = child_path(&root, name);
                     found.push((path.clone(), in_unified.then(|| e.ino())));
                     walk(&e.path(), &path, in_unified, &mut found);
                 }
             }
         }
         for extra in &tracking.extra {
-            let path = normalize(extra);
-            let dir = super::hierarchy::join(&root_dir, &path);
+            let path = under(&root, &normalize(extra));
+            let dir = super::hierarchy::join(mount, &path);
             if let Ok(m) = std::fs::metadata(&dir) {
                 found.push((path.clone(), in_unified.then(|| m.ino())));
                 walk(&dir, &path, in_unified, &mut found);
@@ -163,11 +168,10 @@ impl Inventory {
             }
             let v2_id = ino.or_else(|| {
                 let unified = hierarchies.unified.as_deref()?;
-                let dir =
-                    super::hierarchy::join(&super::hierarchy::join(unified, &tracking.root), &path);
+                let dir = super::hierarchy::join(unified, &path);
                 std::fs::metadata(dir).ok().map(|m| m.ino())
             });
-            let kind = parse(&path);
+            let kind = parse(relative_to(&path, &root));
             let (labels, sandbox) = identity_labels(&path, &kind, provider.as_deref());
             next.push(Arc::new(CgroupEntry {
                 path,
@@ -311,9 +315,39 @@ fn walk(dir: &Path, path: &str, with_ino: bool, out: &mut Vec<(String, Option<u6
         if name.ends_with(".mount") {
             continue;
         }
-        let child = format!("{path}/{name}");
+        let child = child_path(path, name);
         out.push((child.clone(), with_ino.then(|| entry.ino())));
         walk(&entry.path(), &child, with_ino, out);
+    }
+}
+
+/// `name` below cgroup `parent`.
+fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// `path` (relative to the node root) as a path relative to the hierarchy mount.
+fn under(root: &str, path: &str) -> String {
+    match (root, path) {
+        ("/", p) => p.to_string(),
+        (r, "/") => r.to_string(),
+        (r, p) => format!("{r}{p}"),
+    }
+}
+
+/// `path` relative to the node `root`, for classification (`/` for the root itself).
+fn relative_to<'a>(path: &'a str, root: &str) -> &'a str {
+    if root == "/" {
+        return path;
+    }
+    match path.strip_prefix(root) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
     }
 }
 
@@ -364,25 +398,29 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "/",
-                "/kubepods",
-                "/kubepods/pod1",
-                "/kubepods/pod1/c1",
-                "/kubepods/pod1/c2",
-                "/system.slice/kubelet.service",
+                "/node",
+                "/node/kubepods",
+                "/node/kubepods/pod1",
+                "/node/kubepods/pod1/c1",
+                "/node/kubepods/pod1/c2",
+                "/node/system.slice/kubelet.service",
             ]
         );
-        let pod1 = inv.by_path("/kubepods/pod1").unwrap();
+        let pod1 = inv.by_path("/node/kubepods/pod1").unwrap();
         let ino = std::fs::metadata(unified.join("node/kubepods/pod1"))
             .unwrap()
             .ino();
         assert_eq!(pod1.v2_id, Some(ino));
-        assert_eq!(inv.by_v2_id(ino).unwrap().path, "/kubepods/pod1");
-        assert_eq!(inv.by_path("/kubepods/pod1/c1").unwrap().v2_id, None);
-        assert_eq!(pod1.labels.get("id"), Some("/kubepods/pod1"));
+        assert_eq!(inv.by_v2_id(ino).unwrap().path, "/node/kubepods/pod1");
+        assert_eq!(inv.by_path("/node/kubepods/pod1/c1").unwrap().v2_id, None);
+        assert_eq!(pod1.labels.get("id"), Some("/node/kubepods/pod1"));
+        assert_eq!(inv.by_path("/node").unwrap().kind, CgroupKind::Root);
         // Unchanged paths keep their entry across rescans.
         inv.rescan(&h, &t);
-        assert!(Arc::ptr_eq(&pod1, &inv.by_path("/kubepods/pod1").unwrap()));
+        assert!(Arc::ptr_eq(
+            &pod1,
+            &inv.by_path("/node/kubepods/pod1").unwrap()
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::CgroupDirs;
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use super::read::{FileReader, major_minor};
 
@@ -207,7 +207,7 @@ pub fn emit(
     v2: bool,
     devices: &mut Devices,
     cache: &mut SeriesCache,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) {
     let g = Group::DiskIo;
     for d in io {

@@ -12,8 +12,9 @@ pub struct CgroupConfig {
     pub enabled: bool,
     /// How often to read every tracked cgroup (kubelet's cAdvisor housekeeping is 10s).
     pub interval: Duration,
-    /// The cgroup (relative to each hierarchy's mount) that plays the node root, `id="/"`;
-    /// series ids are relative to it. `/` on a node; tests put a fake node below their cgroup.
+    /// The cgroup (relative to each hierarchy's mount) that plays the node root: `kubepods`
+    /// and `extra_cgroups` are looked up below it. `/` on a node; tests put a fake node below
+    /// their own cgroup. Series ids stay relative to the mounts.
     pub root: String,
     /// Mount point of each hierarchy by controller name (`cpu`, `memory`, ..., and `unified`
     /// for cgroup v2). Empty: detected from /proc/self/mountinfo.

@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use super::read::{FileReader, for_each_kv};
 use super::{CgroupDirs, MetricSets};
@@ -130,7 +130,7 @@ fn read_v2_stat(text: &str, c: &mut CpuReading, usage: bool) {
 }
 
 /// Spec gauges (always emitted, as cAdvisor's are).
-pub fn emit_spec(c: &CpuReading, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_spec(c: &CpuReading, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     if !c.has_cpu {
         return;
     }
@@ -145,7 +145,7 @@ pub fn emit_spec(c: &CpuReading, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
     }
 }
 
-pub fn emit(c: &CpuReading, sets: &MetricSets, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit(c: &CpuReading, sets: &MetricSets, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     let g = Group::Cpu;
     let Some(usage) = c.usage_seconds else {
         // No accounting for this cgroup (it vanished, or no cpu hierarchy has it).
@@ -183,7 +183,7 @@ pub fn emit(c: &CpuReading, sets: &MetricSets, cache: &mut SeriesCache, e: &mut 
 }
 
 /// kubelet keeps cAdvisor's load reader off, so these are constant zeros in its output.
-pub fn emit_load(cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_load(cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     let g = Group::CpuLoad;
     e.emit(cache, g, &LOAD_AVERAGE, &[], 0.0);
     e.emit(cache, g, &LOAD_D_AVERAGE, &[], 0.0);

@@ -22,15 +22,15 @@ pub struct CgroupDirs {
 }
 
 impl CgroupDirs {
-    /// Directories of cgroup `path` (relative to the node root `root`) that exist now.
-    pub fn resolve(h: &Hierarchies, root: &str, path: &str) -> Self {
+    /// Directories of cgroup `path` (relative to the hierarchy mounts) that exist now.
+    pub fn resolve(h: &Hierarchies, path: &str) -> Self {
         let v1 = |c: &str| {
             let mount = h.v1.get(c)?;
-            let dir = join(&join(mount, root), path);
+            let dir = join(mount, path);
             dir.is_dir().then_some(dir)
         };
         let unified = h.unified.as_ref().and_then(|m| {
-            let dir = join(&join(m, root), path);
+            let dir = join(m, path);
             dir.is_dir().then_some(dir)
         });
         Self {

@@ -80,7 +80,7 @@ impl SeriesCache {
     }
 }
 
-pub struct Emitter<'a> {
+pub struct SeriesEmitter<'a> {
     batch: Batch,
     timestamp_ms: i64,
     cycle: u64,
@@ -91,7 +91,7 @@ pub struct Emitter<'a> {
     relabel: Option<&'a RelabelFn>,
 }
 
-impl<'a> Emitter<'a> {
+impl<'a> SeriesEmitter<'a> {
     /// An emitter for one cycle (`cycle` counts up by one per collection).
     pub fn new(
         source: SourceId,
@@ -254,7 +254,7 @@ mod tests {
         let identity = Labels::from_pairs([("id", "/a"), ("pod", "web")]);
         let mut first = None;
         for cycle in 1..=2 {
-            let mut e = Emitter::new(SourceId::new("t"), 1000, cycle, &mut st, &target, None);
+            let mut e = SeriesEmitter::new(SourceId::new("t"), 1000, cycle, &mut st, &target, None);
             e.bind(&mut cache, &identity);
             e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
             let b = e.finish();
@@ -281,13 +281,13 @@ mod tests {
         let mut st = StalenessTracker::new();
         let mut cache = SeriesCache::new();
         let identity = Labels::from_pairs([("id", "/a")]);
-        let mut e = Emitter::new(SourceId::new("t"), 1, 1, &mut st, &target, Some(&drop_rss));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 1, 1, &mut st, &target, Some(&drop_rss));
         e.bind(&mut cache, &identity);
         e.emit(&mut cache, Group::Memory, &MEM_RSS, &[], 1.0);
         e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
         let b = e.finish();
         assert_eq!(b.samples.len(), 1);
-        let mut e = Emitter::new(SourceId::new("t"), 2, 2, &mut st, &target, Some(&drop_rss));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 2, 2, &mut st, &target, Some(&drop_rss));
         e.bind(&mut cache, &identity);
         e.keep_alive(&mut cache, Group::Cpu);
         let b = e.finish();

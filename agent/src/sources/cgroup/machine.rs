@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use crate::model::{Labels, LabelsBuilder};
 
@@ -219,7 +219,7 @@ fn read_numa() -> Vec<NumaNode> {
     out
 }
 
-pub fn emit(m: &MachineInfo, topology: bool, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit(m: &MachineInfo, topology: bool, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     let g = Group::Machine;
     e.emit(cache, g, &MACHINE_CPU_CORES, &[], m.cpu_cores as f64);
     e.emit(
@@ -299,7 +299,7 @@ pub fn emit(m: &MachineInfo, topology: bool, cache: &mut SeriesCache, e: &mut Em
 }
 
 /// `cadvisor_version_info` and `container_scrape_error`: series without container labels.
-pub fn emit_info(m: &MachineInfo, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_info(m: &MachineInfo, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     e.emit(
         cache,
         Group::Always,
@@ -381,7 +381,7 @@ pub fn statfs(path: &Path) -> Option<(u64, u64, u64, u64)> {
     Some((capacity, used, s.f_files as u64, s.f_ffree as u64))
 }
 
-pub fn emit_filesystems(fs: &[Filesystem], cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_filesystems(fs: &[Filesystem], cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     for f in fs {
         let Some((capacity, used, inodes, free_inodes)) =
             statfs(&f.path).or_else(|| statfs(&f.mount_point))

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use super::read::{FileReader, Limit, for_each_kv, kv};
 use super::{CgroupDirs, MetricSets};
@@ -204,7 +204,7 @@ pub fn read(
     Some(m)
 }
 
-pub fn emit_spec(m: &MemoryReading, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_spec(m: &MemoryReading, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     let g = Group::Spec;
     e.emit(cache, g, &SPEC_MEMORY_LIMIT, &[], m.limit as f64);
     e.emit(
@@ -217,7 +217,12 @@ pub fn emit_spec(m: &MemoryReading, cache: &mut SeriesCache, e: &mut Emitter<'_>
     e.emit(cache, g, &SPEC_MEMORY_SWAP_LIMIT, &[], m.swap_limit as f64);
 }
 
-pub fn emit(m: &MemoryReading, sets: &MetricSets, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit(
+    m: &MemoryReading,
+    sets: &MetricSets,
+    cache: &mut SeriesCache,
+    e: &mut SeriesEmitter<'_>,
+) {
     let g = Group::Memory;
     e.emit(cache, g, &MEM_USAGE, &[], m.usage as f64);
     e.emit(cache, g, &MEM_MAX_USAGE, &[], m.max_usage as f64);
@@ -262,7 +267,7 @@ pub fn emit(m: &MemoryReading, sets: &MetricSets, cache: &mut SeriesCache, e: &m
     }
 }
 
-pub fn emit_oom(m: &MemoryReading, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit_oom(m: &MemoryReading, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     if let Some(n) = m.oom_kills {
         e.emit(cache, Group::Oom, &OOM_EVENTS, &[], n as f64);
     }
@@ -278,7 +283,7 @@ pub fn emit_numa(
     r: &mut FileReader,
     dirs: &CgroupDirs,
     cache: &mut SeriesCache,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) {
     let Some(d) = &dirs.memory else { return };
     let Some(text) = r.read(d, "memory.numa_stat") else {
@@ -357,7 +362,7 @@ pub fn emit_hugetlb(
     dirs: &CgroupDirs,
     sizes: &[String],
     cache: &mut SeriesCache,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) {
     let g = Group::Hugetlb;
     for size in sizes {
@@ -425,7 +430,7 @@ pub fn emit_cpuset(
     r: &mut FileReader,
     dirs: &CgroupDirs,
     cache: &mut SeriesCache,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) {
     let v = match &dirs.cpuset {
         Some(d) => match r.u64(d, "cpuset.memory_migrate") {

@@ -17,6 +17,7 @@ mod network;
 mod preset;
 mod process;
 mod read;
+mod sample_emitter;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use config::{CgroupConfig, MetricSets, ProcessLimits, RelabelPreset};
 pub use dirs::CgroupDirs;
-pub use emit::{Emitter, Group, RelabelFn, SeriesCache, target_labels};
+pub use emit::{Group, RelabelFn, SeriesCache, SeriesEmitter, target_labels};
 pub use preset::kube_prometheus_stack_keeps;
+pub use sample_emitter::Emitter;
 
 use crate::identity::{CgroupEntry, CgroupKind, Hierarchies, Inventory, Tracking};
 use crate::model::{Batch, Labels, SourceId, StalenessTracker};
@@ -196,7 +198,7 @@ impl Collector {
         {
             self.machine = Some((machine::MachineInfo::read(), machine::filesystems(), now));
         }
-        let mut emitter = Emitter::new(
+        let mut emitter = SeriesEmitter::new(
             SourceId::new(SOURCE_NAME),
             timestamp_ms,
             cycle,
@@ -291,13 +293,12 @@ impl Collector {
                         t.entry = Arc::clone(e);
                     }
                     if t.resolved + 1 == cycle {
-                        t.dirs =
-                            CgroupDirs::resolve(&self.hierarchies, &self.tracking.root, &e.path);
+                        t.dirs = CgroupDirs::resolve(&self.hierarchies, &e.path);
                         t.resolved = 0;
                     }
                 }
                 None => {
-                    let dirs = CgroupDirs::resolve(&self.hierarchies, &self.tracking.root, &e.path);
+                    let dirs = CgroupDirs::resolve(&self.hierarchies, &e.path);
                     // The root has no creation record of its own: it started at boot.
                     let start_time = dirs
                         .creation_time(self.boot_time)
@@ -342,7 +343,7 @@ fn collect_cgroup(
     c: &mut CycleCtx<'_>,
     t: &mut Tracked,
     budget: &mut usize,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) -> bool {
     let sets = c.sets;
     let is_root = t.entry.kind == CgroupKind::Root;
@@ -524,7 +525,7 @@ fn emit_pressure(
     dirs: &CgroupDirs,
     io: bool,
     cache: &mut SeriesCache,
-    e: &mut Emitter<'_>,
+    e: &mut SeriesEmitter<'_>,
 ) {
     use families::*;
     let Some(d) = &dirs.unified else { return };

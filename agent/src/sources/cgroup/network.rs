@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use super::read::FileReader;
 
@@ -122,7 +122,7 @@ const FAMILIES: [&Family; 8] = [
     &NET_TX_DROPPED,
 ];
 
-pub fn emit(interfaces: &[Interface], cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit(interfaces: &[Interface], cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     for i in interfaces {
         for (f, v) in FAMILIES.iter().zip(i.counters) {
             e.emit(

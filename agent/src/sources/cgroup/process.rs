@@ -10,7 +10,7 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use super::CgroupDirs;
-use super::emit::{Emitter, Group, SeriesCache};
+use super::emit::{Group, SeriesCache, SeriesEmitter};
 use super::families::*;
 use super::read::{FileReader, Limit, parse_limit};
 
@@ -143,7 +143,7 @@ pub struct ProcessReading {
     pub max_open_files: Option<f64>,
 }
 
-pub fn emit(p: &ProcessReading, sockets: bool, cache: &mut SeriesCache, e: &mut Emitter<'_>) {
+pub fn emit(p: &ProcessReading, sockets: bool, cache: &mut SeriesCache, e: &mut SeriesEmitter<'_>) {
     let g = Group::Process;
     e.emit(cache, g, &PROCESSES, &[], p.processes as f64);
     if let Some(t) = p.threads {
