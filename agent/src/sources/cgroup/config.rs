@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Duration;
+use crate::relabel::{RelabelConfig, deserialize_rule_list};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +41,10 @@ pub struct CgroupConfig {
     /// use, hierarchy-scope memory failures, CNI interfaces, `container_spec_*`, and series of
     /// cgroups outside pods).
     pub relabel_preset: RelabelPreset,
+    /// Prometheus `metric_relabel_configs` applied to this source's series after the preset
+    /// (the place for a chart's custom `cAdvisorMetricRelabelings`).
+    #[serde(deserialize_with = "deserialize_rule_list")]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +173,7 @@ impl Default for CgroupConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
             ),
             relabel_preset: RelabelPreset::None,
+            metric_relabel_configs: Vec::new(),
         }
     }
 }
@@ -216,6 +222,10 @@ impl CgroupConfig {
                     "not a valid label name".into(),
                 ));
             }
+        }
+        if let Err(e) = super::preset::relabel_fn(self.relabel_preset, &self.metric_relabel_configs)
+        {
+            problems.push(("metric_relabel_configs".into(), e.to_string()));
         }
         if self.process_limits.max_pids_per_cycle == 0 {
             problems.push((

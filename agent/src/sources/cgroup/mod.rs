@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 pub use config::{CgroupConfig, MetricSets, ProcessLimits, RelabelPreset};
 pub use dirs::CgroupDirs;
 pub use emit::{Group, RelabelFn, SeriesCache, SeriesEmitter, target_labels};
-pub use preset::kube_prometheus_stack_keeps;
+pub use preset::{KUBE_PROMETHEUS_STACK_YAML, PresetError, preset_configs};
 pub use sample_emitter::Emitter;
 
 use crate::identity::{CgroupEntry, CgroupKind, Hierarchies, Inventory, Tracking};
@@ -109,7 +109,13 @@ impl Collector {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let relabel = preset::relabel_fn(config.relabel_preset);
+        // The config was validated on load; rules that still fail to compile (a caller that
+        // skipped validation) are reported and left out rather than failing the source.
+        let relabel = preset::relabel_fn(config.relabel_preset, &config.metric_relabel_configs)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "cgroup relabel rules ignored");
+                None
+            });
         let tracking = Tracking {
             root: config.root.clone(),
             extra: config.extra_cgroups.clone(),

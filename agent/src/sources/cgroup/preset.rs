@@ -1,83 +1,70 @@
-//! Relabel presets for the local source.
+//! Relabel rules of the local source: an optional preset followed by the user's
+//! `metric_relabel_configs`, compiled by the relabel engine.
 //!
-//! `kube-prometheus-stack`: the chart's default `kubelet.serviceMonitor.cAdvisorMetricRelabelings`
-//! (eight `drop` rules), evaluated natively so it costs nothing per sample: the emitter applies
-//! it once per series when the series' labels are first built.
+//! `kube-prometheus-stack` is the chart's default `cAdvisorMetricRelabelings`, shipped as
+//! Prometheus relabel configs (`kps_cadvisor_relabelings.yaml`). The emitter applies the rules
+//! once per series when its labels are first built, so they cost nothing per sample.
 
 use std::sync::Arc;
 
 use super::RelabelPreset;
 use super::emit::RelabelFn;
 use crate::model::Labels;
+use crate::relabel::{RelabelConfig, RelabelError, Rules};
 
-/// Rules 1-4 of the chart: exact metric names.
-const DROPPED_NAMES: [&str; 16] = [
-    "container_cpu_cfs_throttled_seconds_total",
-    "container_cpu_load_average_10s",
-    "container_cpu_system_seconds_total",
-    "container_cpu_user_seconds_total",
-    "container_fs_io_current",
-    "container_fs_io_time_seconds_total",
-    "container_fs_io_time_weighted_seconds_total",
-    "container_fs_reads_merged_total",
-    "container_fs_sector_reads_total",
-    "container_fs_sector_writes_total",
-    "container_fs_writes_merged_total",
-    "container_memory_mapped_file",
-    "container_memory_swap",
-    "container_file_descriptors",
-    "container_tasks_state",
-    "container_threads_max",
-];
+/// The chart's eight drop rules as relabel-config YAML.
+pub const KUBE_PROMETHEUS_STACK_YAML: &str = include_str!("kps_cadvisor_relabelings.yaml");
 
-/// Rule 6: interface name prefixes of host-network CNI devices.
-const CNI_INTERFACE_PREFIXES: [&str; 6] = ["cali", "cilium", "cni", "lxc", "nodelocaldns", "tunl"];
-
-/// Whether kube-prometheus-stack's default cAdvisor metric relabelings keep `labels`.
-pub fn kube_prometheus_stack_keeps(labels: &Labels) -> bool {
-    let name = labels.metric_name().unwrap_or("");
-    if DROPPED_NAMES.contains(&name) {
-        return false;
-    }
-    // Rule 5: hierarchy-scope memory failures (the container scope carries the same value).
-    if name == "container_memory_failures_total" && labels.get("scope") == Some("hierarchy") {
-        return false;
-    }
-    // Rule 6.
-    if name.starts_with("container_network_")
-        && let Some(i) = labels.get("interface")
-        && CNI_INTERFACE_PREFIXES.iter().any(|p| i.starts_with(p))
-    {
-        return false;
-    }
-    // Rule 7: they overlap kube-state-metrics.
-    if name.starts_with("container_spec") {
-        return false;
-    }
-    // Rule 8: cgroups outside pods (root, kubepods, QoS, system slices).
-    !(labels.get("id").is_some() && labels.get("pod").is_none())
+#[derive(Debug, thiserror::Error)]
+pub enum PresetError {
+    #[error("preset {preset}: {source}")]
+    Parse {
+        preset: &'static str,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("metric_relabel_configs: {0}")]
+    Rules(#[from] RelabelError),
 }
 
-/// The relabel function of a preset, if it has one.
-pub fn relabel_fn(preset: RelabelPreset) -> Option<RelabelFn> {
+/// Relabel configs of `preset`.
+pub fn preset_configs(preset: RelabelPreset) -> Result<Vec<RelabelConfig>, PresetError> {
     match preset {
-        RelabelPreset::None => None,
-        RelabelPreset::KubePrometheusStack => Some(Arc::new(|l: &Labels| {
-            kube_prometheus_stack_keeps(l).then(|| l.clone())
-        })),
+        RelabelPreset::None => Ok(Vec::new()),
+        RelabelPreset::KubePrometheusStack => serde_yaml::from_str(KUBE_PROMETHEUS_STACK_YAML)
+            .map_err(|source| PresetError::Parse {
+                preset: "kube-prometheus-stack",
+                source,
+            }),
     }
+}
+
+/// The compiled rules of `preset` followed by `extra`; None when there are none.
+pub fn relabel_fn(
+    preset: RelabelPreset,
+    extra: &[RelabelConfig],
+) -> Result<Option<RelabelFn>, PresetError> {
+    let mut configs = preset_configs(preset)?;
+    configs.extend_from_slice(extra);
+    if configs.is_empty() {
+        return Ok(None);
+    }
+    let rules = Arc::new(Rules::compile(&configs)?);
+    Ok(Some(Arc::new(move |l: &Labels| rules.process(l))))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
-    fn keeps(pairs: &[(&str, &str)]) -> bool {
-        kube_prometheus_stack_keeps(&Labels::from_pairs(pairs.iter().copied()))
-    }
-
     #[test]
     fn the_charts_eight_rules() {
+        let f = relabel_fn(RelabelPreset::KubePrometheusStack, &[])
+            .unwrap()
+            .unwrap();
+        let keeps =
+            |pairs: &[(&str, &str)]| f(&Labels::from_pairs(pairs.iter().copied())).is_some();
         let pod = [("id", "/kubepods/pod1/abc"), ("pod", "web")];
         let with = |name: &'static str, extra: &[(&'static str, &'static str)]| {
             let mut v = vec![("__name__", name)];
@@ -115,5 +102,18 @@ mod tests {
             ("id", "/")
         ]));
         assert!(keeps(&[("__name__", "machine_cpu_cores")]));
+    }
+
+    #[test]
+    fn user_rules_follow_the_preset() {
+        let extra: Vec<RelabelConfig> = serde_yaml::from_str(
+            "- source_labels: [__name__]\n  regex: container_tasks_state\n  action: keep\n",
+        )
+        .unwrap();
+        assert!(relabel_fn(RelabelPreset::None, &extra).unwrap().is_some());
+        assert!(relabel_fn(RelabelPreset::None, &[]).unwrap().is_none());
+        let bad: Vec<RelabelConfig> =
+            serde_yaml::from_str("- action: hashmod\n  target_label: x\n").unwrap();
+        assert!(relabel_fn(RelabelPreset::None, &bad).is_err());
     }
 }
