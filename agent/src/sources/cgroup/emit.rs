@@ -1,16 +1,18 @@
 //! Turning readings into samples: identity labels plus target labels plus the family's own
-//! labels, metadata once per family, staleness tracking for series that disappear.
+//! labels, metadata once per family, stale markers for series that disappear.
 //!
 //! Building a label set costs interner lookups, a sort and an allocation, and the result is
 //! the same every cycle for a given (cgroup, family, extra labels). So each cgroup keeps a
 //! [`SeriesCache`] of finished (and relabeled) label sets, rebuilt only when the cgroup's
-//! identity labels change; a steady-state cycle builds no labels at all.
+//! identity labels change; a steady-state cycle builds no labels at all. Each cached series
+//! remembers the cycle it was last emitted in, which is all staleness needs: a series emitted
+//! last cycle and not this one gets a stale marker, without hashing any label set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{
-    Batch, FamilyMetadata, Labels, METRIC_NAME, Sample, SourceId, StalenessTracker, intern,
+    Batch, FamilyMetadata, Labels, METRIC_NAME, Sample, SourceId, intern, stale_nan,
 };
 
 use super::families::Family;
@@ -84,7 +86,6 @@ pub struct SeriesEmitter<'a> {
     batch: Batch,
     timestamp_ms: i64,
     cycle: u64,
-    staleness: &'a mut StalenessTracker,
     /// Families already described in this batch, by name pointer.
     described: Vec<*const Family>,
     target: &'a Labels,
@@ -97,7 +98,6 @@ impl<'a> SeriesEmitter<'a> {
         source: SourceId,
         timestamp_ms: i64,
         cycle: u64,
-        staleness: &'a mut StalenessTracker,
         target: &'a Labels,
         relabel: Option<&'a RelabelFn>,
     ) -> Self {
@@ -105,7 +105,6 @@ impl<'a> SeriesEmitter<'a> {
             batch: Batch::new(source),
             timestamp_ms,
             cycle,
-            staleness,
             described: Vec::with_capacity(128),
             target,
             relabel,
@@ -172,7 +171,6 @@ impl<'a> SeriesEmitter<'a> {
                 .metadata
                 .push(FamilyMetadata::new(family.name, family.kind, family.help));
         }
-        self.staleness.observe(labels);
         self.batch.samples.push(Sample {
             labels: labels.clone(),
             timestamp_ms: self.timestamp_ms,
@@ -187,9 +185,6 @@ impl<'a> SeriesEmitter<'a> {
         for c in cache.series.values_mut() {
             if c.group == group && c.cycle >= previous {
                 c.cycle = self.cycle;
-                if let Some(l) = &c.labels {
-                    self.staleness.observe(l);
-                }
             }
         }
     }
@@ -203,10 +198,41 @@ impl<'a> SeriesEmitter<'a> {
             .retain(|_, c| cycle.saturating_sub(c.cycle) <= max_age);
     }
 
-    /// Ends the cycle: stale markers for series that disappeared, then the batch.
-    pub fn finish(mut self) -> Batch {
-        self.staleness
-            .finish_cycle(self.timestamp_ms, &mut self.batch.samples);
+    /// Stale markers for the series of `cache` emitted last cycle and not this one (a device
+    /// or interface that went away, a set that stopped). Call once per cache after emitting.
+    pub fn end_cache(&mut self, cache: &SeriesCache) {
+        let previous = self.cycle.saturating_sub(1);
+        for c in cache.series.values() {
+            if c.cycle == previous
+                && let Some(l) = &c.labels
+            {
+                self.batch.samples.push(Sample {
+                    labels: l.clone(),
+                    timestamp_ms: self.timestamp_ms,
+                    value: stale_nan(),
+                });
+            }
+        }
+    }
+
+    /// Stale markers for every live series of a cgroup that is gone.
+    pub fn retire(&mut self, cache: &SeriesCache) {
+        let previous = self.cycle.saturating_sub(1);
+        for c in cache.series.values() {
+            if c.cycle >= previous
+                && let Some(l) = &c.labels
+            {
+                self.batch.samples.push(Sample {
+                    labels: l.clone(),
+                    timestamp_ms: self.timestamp_ms,
+                    value: stale_nan(),
+                });
+            }
+        }
+    }
+
+    /// Ends the cycle: the batch.
+    pub fn finish(self) -> Batch {
         self.batch
     }
 }
@@ -249,14 +275,14 @@ mod tests {
     #[test]
     fn labels_are_built_once_and_target_labels_do_not_override_identity() {
         let target = target_labels([("job", "kubelet"), ("pod", "should-not-win")]);
-        let mut st = StalenessTracker::new();
         let mut cache = SeriesCache::new();
         let identity = Labels::from_pairs([("id", "/a"), ("pod", "web")]);
         let mut first = None;
         for cycle in 1..=2 {
-            let mut e = SeriesEmitter::new(SourceId::new("t"), 1000, cycle, &mut st, &target, None);
+            let mut e = SeriesEmitter::new(SourceId::new("t"), 1000, cycle, &target, None);
             e.bind(&mut cache, &identity);
             e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
+            e.end_cache(&cache);
             let b = e.finish();
             let l = b.samples[0].labels.clone();
             assert_eq!(l.get("pod"), Some("web"));
@@ -278,19 +304,33 @@ mod tests {
         let drop_rss: RelabelFn = Arc::new(|l: &Labels| {
             (l.metric_name() != Some("container_memory_rss")).then(|| l.clone())
         });
-        let mut st = StalenessTracker::new();
         let mut cache = SeriesCache::new();
         let identity = Labels::from_pairs([("id", "/a")]);
-        let mut e = SeriesEmitter::new(SourceId::new("t"), 1, 1, &mut st, &target, Some(&drop_rss));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 1, 1, &target, Some(&drop_rss));
         e.bind(&mut cache, &identity);
         e.emit(&mut cache, Group::Memory, &MEM_RSS, &[], 1.0);
         e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
+        e.end_cache(&cache);
         let b = e.finish();
         assert_eq!(b.samples.len(), 1);
-        let mut e = SeriesEmitter::new(SourceId::new("t"), 2, 2, &mut st, &target, Some(&drop_rss));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 2, 2, &target, Some(&drop_rss));
         e.bind(&mut cache, &identity);
         e.keep_alive(&mut cache, Group::Cpu);
+        e.end_cache(&cache);
         let b = e.finish();
         assert!(b.samples.is_empty(), "no new sample and no stale marker");
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 3, 3, &target, Some(&drop_rss));
+        e.bind(&mut cache, &identity);
+        e.end_cache(&cache);
+        let b = e.finish();
+        assert_eq!(
+            b.samples.len(),
+            1,
+            "the CPU series stopped: one stale marker"
+        );
+        assert!(crate::model::is_stale_nan(b.samples[0].value));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 4, 4, &target, Some(&drop_rss));
+        e.end_cache(&cache);
+        assert!(e.finish().samples.is_empty(), "once");
     }
 }

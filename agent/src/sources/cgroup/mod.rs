@@ -3,7 +3,7 @@
 //!
 //! One cycle: rescan the inventory (new cgroups appear within one interval), then per tracked
 //! cgroup read each enabled set's files into a reused buffer and emit through the per-cgroup
-//! label cache; removed cgroups' series go stale through the emitter's staleness tracker.
+//! label cache; removed cgroups' series get one stale marker each (see [`SeriesCache`]).
 
 mod blkio;
 mod config;
@@ -32,7 +32,7 @@ pub use preset::{KUBE_PROMETHEUS_STACK_YAML, PresetError, preset_configs};
 pub use sample_emitter::Emitter;
 
 use crate::identity::{CgroupEntry, CgroupKind, Hierarchies, Inventory, Tracking};
-use crate::model::{Batch, Labels, SourceId, StalenessTracker};
+use crate::model::{Batch, Labels, SourceId};
 use crate::sources::SourceContext;
 
 pub const SOURCE_NAME: &str = "cgroup";
@@ -53,6 +53,8 @@ struct Tracked {
     fds: Option<(u64, u64)>,
     /// Whether the cgroup's first process is `pause` (sandbox detection without metadata).
     pause: Option<bool>,
+    /// The init process's soft open-files limit, by PID (read once per init process).
+    ulimit: Option<(u32, Option<f64>)>,
     /// Cycle in which `dirs` were resolved (re-resolved once on the next cycle, since a
     /// runtime creates a container's directories in each hierarchy one after the other).
     resolved: u64,
@@ -64,10 +66,11 @@ pub struct Collector {
     hierarchies: Hierarchies,
     tracking: Tracking,
     inventory: Inventory,
-    staleness: StalenessTracker,
     target: Labels,
     relabel: Option<RelabelFn>,
     tracked: HashMap<String, Tracked>,
+    /// Caches of cgroups gone since the last cycle, whose series get stale markers.
+    retired: Vec<SeriesCache>,
     reader: read::FileReader,
     devices: blkio::Devices,
     netns: network::NetworkNamespaces,
@@ -130,10 +133,10 @@ impl Collector {
             hierarchies,
             tracking,
             inventory,
-            staleness: StalenessTracker::new(),
             target,
             relabel,
             tracked: HashMap::new(),
+            retired: Vec::new(),
             reader: read::FileReader::new(),
             devices: blkio::Devices::new(),
             netns: network::NetworkNamespaces::new(),
@@ -158,6 +161,12 @@ impl Collector {
         }
         self.machine_cache = SeriesCache::new();
         self.info_cache = SeriesCache::new();
+    }
+
+    /// Starts recording the files the next cycles read (`on`), or stops and returns them: the
+    /// benchmark replays them as its floor.
+    pub fn record_reads(&mut self, on: bool) -> Vec<std::path::PathBuf> {
+        self.reader.record(on)
     }
 
     fn due(&mut self, key: &'static str, now: Instant) -> bool {
@@ -208,7 +217,6 @@ impl Collector {
             SourceId::new(SOURCE_NAME),
             timestamp_ms,
             cycle,
-            &mut self.staleness,
             &self.target,
             self.relabel.as_ref(),
         );
@@ -247,9 +255,13 @@ impl Collector {
             if !fit && next_cursor.is_none() {
                 next_cursor = Some(idx);
             }
+            emitter.end_cache(&t.cache);
             if cycle.is_multiple_of(SERIES_MAX_AGE) {
                 emitter.prune(&mut t.cache, SERIES_MAX_AGE);
             }
+        }
+        for cache in self.retired.drain(..) {
+            emitter.retire(&cache);
         }
         self.proc_cursor = next_cursor.unwrap_or(0);
         if let Some((m, _, _)) = &self.machine {
@@ -262,7 +274,9 @@ impl Collector {
                 } else {
                     emitter.keep_alive(&mut self.machine_cache, Group::Machine);
                 }
+                emitter.end_cache(&self.machine_cache);
             }
+            emitter.end_cache(&self.info_cache);
         }
         self.netns.end_cycle(cycle);
         if self.reader.vanished > 0 || self.reader.failed > 0 {
@@ -290,7 +304,17 @@ impl Collector {
         {
             let live: std::collections::HashSet<&str> =
                 entries.iter().map(|e| e.path.as_str()).collect();
-            self.tracked.retain(|p, _| live.contains(p.as_str()));
+            let gone: Vec<String> = self
+                .tracked
+                .keys()
+                .filter(|p| !live.contains(p.as_str()))
+                .cloned()
+                .collect();
+            for p in gone {
+                if let Some(t) = self.tracked.remove(&p) {
+                    self.retired.push(t.cache);
+                }
+            }
         }
         for e in entries {
             match self.tracked.get_mut(&e.path) {
@@ -318,6 +342,7 @@ impl Collector {
                             start_time,
                             fds: None,
                             pause: None,
+                            ulimit: None,
                             resolved: cycle,
                         },
                     );
@@ -360,19 +385,32 @@ fn collect_cgroup(
     if !t.dirs.any() {
         return true;
     }
-    if c.due.cpu {
-        let cpu = cpu::read(r, &t.dirs, sets.percpu);
-        if cpu.usage_seconds.is_none() && !cpu.has_cpu {
-            // Vanished mid-cycle: nothing more to read.
-            return true;
-        }
-        cpu::emit_spec(&cpu, cache, e);
-        if sets.cpu {
-            cpu::emit(&cpu, sets, cache, e);
-        }
+    let cpu = c.due.cpu.then(|| cpu::read(r, &t.dirs, sets.percpu));
+    let mem = if c.due.memory {
+        memory::read(r, &t.dirs, is_root, c.host_memory)
     } else {
-        e.keep_alive(cache, Group::Cpu);
-        e.keep_alive(cache, Group::Spec);
+        None
+    };
+    // A cgroup removed since the rescan yields nothing from any controller: it emits nothing
+    // (not even last_seen), and its series go stale next cycle if it stays gone.
+    let read_something = cpu
+        .as_ref()
+        .is_some_and(|x| x.usage_seconds.is_some() || x.has_cpu)
+        || mem.is_some();
+    if !read_something && (c.due.cpu || c.due.memory) {
+        return true;
+    }
+    match &cpu {
+        Some(cpu) => {
+            cpu::emit_spec(cpu, cache, e);
+            if sets.cpu {
+                cpu::emit(cpu, sets, cache, e);
+            }
+        }
+        None => {
+            e.keep_alive(cache, Group::Cpu);
+            e.keep_alive(cache, Group::Spec);
+        }
     }
     e.emit(cache, Group::Always, &families::LAST_SEEN, &[], c.now_secs);
     e.emit(cache, Group::Always, &families::HEALTH_STATE, &[], -1.0);
@@ -386,13 +424,13 @@ fn collect_cgroup(
         cpu::emit_load(cache, e);
     }
     if c.due.memory {
-        if let Some(m) = memory::read(r, &t.dirs, is_root, c.host_memory) {
-            memory::emit_spec(&m, cache, e);
+        if let Some(m) = &mem {
+            memory::emit_spec(m, cache, e);
             if sets.memory {
-                memory::emit(&m, sets, cache, e);
+                memory::emit(m, sets, cache, e);
             }
             if sets.oom_event {
-                memory::emit_oom(&m, cache, e);
+                memory::emit_oom(m, cache, e);
             }
         }
         if sets.memory_numa {
@@ -459,7 +497,15 @@ fn collect_cgroup(
                 } else {
                     None
                 };
-                let max_open_files = init_pid.and_then(|p| process::max_open_files(r, p));
+                let max_open_files = match (init_pid, t.ulimit) {
+                    (Some(p), Some((cached, v))) if cached == p => v,
+                    (Some(p), _) => {
+                        let v = process::max_open_files(r, p);
+                        t.ulimit = Some((p, v));
+                        v
+                    }
+                    (None, _) => None,
+                };
                 let reading = process::ProcessReading {
                     processes: c.pids.len() as u64,
                     threads,

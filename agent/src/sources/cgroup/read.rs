@@ -16,6 +16,8 @@ pub struct FileReader {
     pub vanished: u64,
     /// Reads that failed otherwise this cycle.
     pub failed: u64,
+    /// Paths read, when recording (the benchmark's floor replays them).
+    record: Option<Vec<PathBuf>>,
 }
 
 impl FileReader {
@@ -25,7 +27,14 @@ impl FileReader {
             path: PathBuf::with_capacity(256),
             vanished: 0,
             failed: 0,
+            record: None,
         }
+    }
+
+    /// Starts (or stops, returning them) recording the paths this reader opens.
+    pub fn record(&mut self, on: bool) -> Vec<PathBuf> {
+        let previous = std::mem::replace(&mut self.record, on.then(Vec::new));
+        previous.unwrap_or_default()
     }
 
     /// Contents of `dir/name` as text, or None if it cannot be read.
@@ -33,6 +42,9 @@ impl FileReader {
         self.path.clear();
         self.path.push(dir);
         self.path.push(name);
+        if let Some(r) = &mut self.record {
+            r.push(self.path.clone());
+        }
         self.buf.clear();
         let result = std::fs::File::open(&self.path).and_then(|mut f| f.read_to_end(&mut self.buf));
         match result {
@@ -46,6 +58,9 @@ impl FileReader {
 
     /// Contents of an absolute path.
     pub fn read_path(&mut self, path: &Path) -> Option<&str> {
+        if let Some(r) = &mut self.record {
+            r.push(path.to_path_buf());
+        }
         self.buf.clear();
         let result = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut self.buf));
         match result {
