@@ -179,3 +179,45 @@ async fn every_series_arrives_in_order_without_duplicates_through_failures() {
         assert_eq!(ts, want, "series {series:?}: in order, each exactly once");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_relabel_configs_run_after_external_labels_and_can_drop_series() {
+    let rx = FakeReceiver::start(|_, _| Reply::status(204));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"global:
+  external_labels: {{cluster: eu-1}}
+remote_write:
+  - url: {}
+    queue_config: {{batch_send_deadline: 50ms}}
+    write_relabel_configs:
+      - source_labels: [cluster]
+        regex: eu-(.*)
+        target_label: region
+        replacement: europe-$1
+      - source_labels: [__name__]
+        regex: drop_me
+        action: drop
+"#,
+        rx.url()
+    );
+    let sink = Sink::start(&yaml, dir.path());
+    let t = now_ms();
+    sink.send(batch(&[
+        (&[("__name__", "keep_me")], t, 1.0),
+        (&[("__name__", "drop_me")], t, 2.0),
+    ]))
+    .await;
+    rx.wait_for(1, Duration::from_secs(10));
+    sink.finish().await;
+    let all: Vec<_> = rx.received().iter().flat_map(|r| r.samples()).collect();
+    let labels: Vec<(String, String)> = [
+        ("__name__", "keep_me"),
+        ("cluster", "eu-1"),
+        ("region", "europe-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(all, vec![(labels, t, 1.0f64.to_bits())]);
+}

@@ -137,8 +137,8 @@ fn remote_write_errors_name_the_entry_and_key() {
     );
     assert_eq!(e.path, "remote_write[1].queue_config.max_shards");
     let e = located(
-        "remote_write:\n  - url: http://a/\n    write_relabel_configs:\n      - action: drop\n",
+        "remote_write:\n  - url: http://a/\n    write_relabel_configs:\n      - action: keep\n      - action: hashmod\n        target_label: x\n",
     );
-    assert_eq!(e.path, "remote_write[0].write_relabel_configs");
-    assert!(e.message.contains("not supported"), "{}", e.message);
+    assert_eq!(e.path, "remote_write[0].write_relabel_configs[1]");
+    assert!(e.message.contains("modulus"), "{}", e.message);
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Duration;
+use crate::relabel::{RelabelConfig, Rules};
 
 /// One remote-write endpoint: a queue of its own with shards, retries and a WAL cursor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,8 +48,10 @@ pub struct RemoteWriteConfig {
     pub queue_config: QueueConfig,
     /// Periodic metadata requests (remote write 1.0 only; 2.0 carries metadata per series).
     pub metadata_config: MetadataConfig,
-    /// Relabel rules applied to every series before it is sent to this endpoint.
-    pub write_relabel_configs: Vec<serde_yaml::Value>,
+    /// Relabel rules applied to every series (after external labels) before it is sent to
+    /// this endpoint; `drop`/`keep` decide whether it is sent at all.
+    #[serde(deserialize_with = "crate::relabel::deserialize_rule_list")]
+    pub write_relabel_configs: Vec<RelabelConfig>,
     /// Wire message: `prometheus.WriteRequest` (remote write 1.0) or
     /// `io.prometheus.write.v2.Request` (2.0).
     pub protobuf_message: ProtobufMessage,
@@ -373,10 +376,10 @@ impl RemoteWriteConfig {
                 "must be greater than 0".into(),
             ));
         }
-        if !self.write_relabel_configs.is_empty() {
+        if let Err(e) = Rules::compile(&self.write_relabel_configs) {
             p.push((
-                "write_relabel_configs".into(),
-                "not supported by this version of nodemeter yet".into(),
+                format!("write_relabel_configs[{}]", e.index),
+                format!("action {}: {}", e.action, e.kind),
             ));
         }
         p

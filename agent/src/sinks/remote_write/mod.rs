@@ -51,6 +51,12 @@ pub enum RemoteWriteError {
     Wal(#[from] wal::WalError),
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    #[error("remote_write {queue}: write_relabel_configs: {source}")]
+    Relabel {
+        queue: String,
+        #[source]
+        source: crate::relabel::RelabelError,
+    },
 }
 
 /// The remote-write sink: the WAL and every endpoint's queue.

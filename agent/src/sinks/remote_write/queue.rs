@@ -21,6 +21,7 @@ use super::shard::{self, Chunk, ShardHandle};
 use super::tracker::Tracker;
 use super::wal::{READ_BATCH_SAMPLES, ReadRecord, Wal, WalReader};
 use crate::model::{Labels, Sample, intern};
+use crate::relabel::Rules;
 
 /// How often shards are reconsidered (Prometheus: 10 s).
 const RESHARD_PERIOD: Duration = Duration::from_secs(10);
@@ -82,6 +83,7 @@ pub struct Queue {
     wal: Wal,
     reader: WalReader,
     external: Vec<(String, String)>,
+    relabel: Rules,
     cache: SeriesCache,
     cache_built: Instant,
     shards: Vec<ShardHandle>,
@@ -100,6 +102,12 @@ impl Queue {
     ) -> Result<Self, super::RemoteWriteError> {
         let name = config.queue_name();
         let client = Client::new(Arc::clone(&config))?;
+        let relabel = Rules::compile(&config.write_relabel_configs).map_err(|e| {
+            super::RemoteWriteError::Relabel {
+                queue: name.clone(),
+                source: e,
+            }
+        })?;
         let start = wal.register(&name)?;
         let reader = wal.reader(&name, start);
         let metrics = QueueMetrics::new(&name, client.url().as_str());
@@ -125,6 +133,7 @@ impl Queue {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            relabel,
             cache: HashMap::new(),
             cache_built: Instant::now(),
             shards: Vec::new(),
@@ -225,9 +234,14 @@ impl Queue {
                 b.set_symbols(intern(k), intern(v));
             }
         }
-        let out = b.build();
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&out);
-        let v = Some((out, hash));
+        // Prometheus's order: external labels first, then write relabelling.
+        let v = if self.relabel.apply(&mut b) {
+            let out = b.build();
+            let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&out);
+            Some((out, hash))
+        } else {
+            None
+        };
         self.cache.insert(labels.clone(), v.clone());
         v
     }

@@ -1,0 +1,135 @@
+//! `sched:sched_switch`: context switches per cgroup, split the way the kernel splits
+//! `nvcsw`/`nivcsw`.
+//!
+//! The tracepoint fires inside `__schedule()` before the switch, so "current" is the task being
+//! switched out and `bpf_get_current_cgroup_id()` is the cgroup to charge. The kernel reports
+//! `prev_state` as:
+//! - `TASK_REPORT_MAX` when the switch is a preemption (`__trace_sched_switch_state` with
+//!   `preempt`), which the kernel counts in `nivcsw`;
+//! - 0 (`R`) when the task entered the scheduler still runnable (`sched_yield`, a reschedule on
+//!   return to user space): `switch_count` keeps pointing at `nivcsw`;
+//! - one `TASK_REPORT` bit when it blocked: `nvcsw`.
+//!
+//! One case cannot be told apart from the record: a task that entered `schedule()` to block but
+//! had a signal pending is put back to `TASK_RUNNING` and reported as `R`, while the kernel
+//! counts it in `nvcsw`. That race is rare; it is counted as involuntary here.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_get_current_cgroup_id,
+    macros::{map, tracepoint},
+    maps::{PerCpuArray, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use nodemeter_ebpf_common::{
+    DEFAULT_PREEMPTED_STATE, DEFAULT_PREV_STATE_OFFSET, MAX_CGROUPS, SchedCounters, overflow,
+};
+
+/// `-EEXIST`: another CPU inserted the same cgroup between our lookup and our insert.
+const EEXIST: i32 = -17;
+
+#[map]
+static SCHED_COUNTERS: PerCpuHashMap<u64, SchedCounters> =
+    PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+
+#[map]
+static MAP_OVERFLOWS: PerCpuArray<u64> = PerCpuArray::with_max_entries(overflow::SLOTS, 0);
+
+// Load-time globals (see `nodemeter_ebpf_common::globals`). They live in .rodata, which the
+// loader freezes, so the verifier sees constants and prunes the branches they decide.
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREV_STATE_OFFSET: u32 = DEFAULT_PREV_STATE_OFFSET;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREV_STATE_SIZE: u32 = 8;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREEMPTED_STATE: u64 = DEFAULT_PREEMPTED_STATE;
+
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    let voluntary = switched_out_voluntarily(&ctx);
+    let cgroup_id = bpf_get_current_cgroup_id_safe();
+
+    if count(cgroup_id, voluntary) {
+        return 0;
+    }
+    let first = if voluntary {
+        SchedCounters {
+            involuntary: 0,
+            voluntary: 1,
+        }
+    } else {
+        SchedCounters {
+            involuntary: 1,
+            voluntary: 0,
+        }
+    };
+    match SCHED_COUNTERS.insert(cgroup_id, first, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {}
+        Err(EEXIST) => {
+            // Lost the insert race to another CPU; our CPU's slot exists now.
+            if !count(cgroup_id, voluntary) {
+                record_overflow(overflow::SCHED_COUNTERS);
+            }
+        }
+        Err(_) => record_overflow(overflow::SCHED_COUNTERS),
+    }
+    0
+}
+
+#[inline(always)]
+fn bpf_get_current_cgroup_id_safe() -> u64 {
+    // SAFETY: the helper takes no arguments and only reads the current task.
+    unsafe { bpf_get_current_cgroup_id() }
+}
+
+/// Increments this CPU's counter of an existing entry; false when the cgroup has none yet.
+#[inline(always)]
+fn count(cgroup_id: u64, voluntary: bool) -> bool {
+    let Some(counters) = SCHED_COUNTERS.get_ptr_mut(cgroup_id) else {
+        return false;
+    };
+    // SAFETY: the pointer is this CPU's slot of a per-CPU map value; tracepoints run with
+    // preemption disabled, so nothing else writes it concurrently.
+    unsafe {
+        if voluntary {
+            (*counters).voluntary += 1;
+        } else {
+            (*counters).involuntary += 1;
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn record_overflow(slot: u32) {
+    if let Some(n) = MAP_OVERFLOWS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, preemption disabled (see `count`).
+        unsafe { *n += 1 };
+    }
+}
+
+#[inline(always)]
+fn switched_out_voluntarily(ctx: &TracePointContext) -> bool {
+    // SAFETY: the statics are plain integers; the volatile read keeps the compiler from
+    // folding the compiled-in defaults, since the loader rewrites them before loading.
+    let (offset, size, preempted) = unsafe {
+        (
+            core::ptr::read_volatile(&SCHED_SWITCH_PREV_STATE_OFFSET),
+            core::ptr::read_volatile(&SCHED_SWITCH_PREV_STATE_SIZE),
+            core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE),
+        )
+    };
+    // The tracepoint record is not addressable at a variable offset by the verifier's rules for
+    // ctx pointers, hence the probe read. A failed read (the offset is wrong) counts as
+    // involuntary, like a running task.
+    // SAFETY: `read_at` goes through bpf_probe_read_kernel, which tolerates bad addresses.
+    let state: u64 = unsafe {
+        if size == 4 {
+            ctx.read_at::<u32>(offset as usize).map(u64::from)
+        } else {
+            ctx.read_at::<u64>(offset as usize)
+        }
+    }
+    .unwrap_or(0);
+    state != 0 && state & preempted == 0
+}
