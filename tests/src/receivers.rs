@@ -257,6 +257,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// One received sample: labels in wire order, timestamp ms, value bits.
+pub type WireSample = (Vec<(String, String)>, i64, u64);
+
 /// One request as the fake receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -287,7 +290,7 @@ impl Received {
     }
 
     /// Every sample in the request as (labels, timestamp, value bits), either version.
-    pub fn samples(&self) -> Vec<(Vec<(String, String)>, i64, u64)> {
+    pub fn samples(&self) -> Vec<WireSample> {
         let mut out = Vec::new();
         if self.is_v2() {
             let r = self.v2();

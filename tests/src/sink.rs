@@ -49,14 +49,30 @@ impl Sink {
     }
 }
 
+/// One sample as a test writes it: label pairs, timestamp ms, value.
+pub type Row<'a> = (&'a [(&'a str, &'a str)], i64, f64);
+
 /// A batch of `(labels, timestamp ms, value)`.
-pub fn batch(samples: &[(&[(&str, &str)], i64, f64)]) -> Batch {
+pub fn batch(samples: &[Row<'_>]) -> Batch {
     let mut b = Batch::new(SourceId::new("test"));
     for (labels, ts, v) in samples {
         b.samples.push(Sample {
             labels: Labels::from_pairs(labels.iter().copied()),
             timestamp_ms: *ts,
             value: *v,
+        });
+    }
+    b
+}
+
+/// A batch from ready-made label sets.
+pub fn batch_of(rows: impl IntoIterator<Item = (Labels, i64, f64)>) -> Batch {
+    let mut b = Batch::new(SourceId::new("test"));
+    for (labels, timestamp_ms, value) in rows {
+        b.samples.push(Sample {
+            labels,
+            timestamp_ms,
+            value,
         });
     }
     b

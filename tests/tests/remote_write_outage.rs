@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nodemeter::model::Labels;
 use nodemeter::sinks::remote_write::wal::{record, segment};
 use nodemeter::telemetry::registry;
 use nodemeter_tests::agent::AgentProcess;
 use nodemeter_tests::receivers::{FakeReceiver, Reply, VictoriaMetrics};
-use nodemeter_tests::sink::{Sink, batch, now_ms};
+use nodemeter_tests::sink::{Sink, batch_of, now_ms};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_minute_gets_every_sample_once_it_is_back() {
@@ -34,15 +35,14 @@ async fn a_receiver_down_for_a_minute_gets_every_sample_once_it_is_back() {
     let mut feed = async |until: Instant, expect: &mut BTreeMap<String, Vec<(i64, f64)>>| {
         while Instant::now() < until {
             let t = now_ms() - 3_600_000 + n * 100;
-            let rows: Vec<(Vec<(&str, &str)>, i64, f64)> = series
-                .iter()
-                .map(|s| (vec![("__name__", "outage_test"), ("s", *s)], t, n as f64))
-                .collect();
-            let refs: Vec<(&[(&str, &str)], i64, f64)> = rows
-                .iter()
-                .map(|(l, t, v)| (l.as_slice(), *t, *v))
-                .collect();
-            sink.send(batch(&refs)).await;
+            let rows = series.iter().map(|s| {
+                (
+                    Labels::from_pairs([("__name__", "outage_test"), ("s", *s)]),
+                    t,
+                    n as f64,
+                )
+            });
+            sink.send(batch_of(rows)).await;
             for s in series {
                 expect.entry(s.to_string()).or_default().push((t, n as f64));
             }

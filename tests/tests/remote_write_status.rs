@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use nodemeter::model::Labels;
 use nodemeter::telemetry::registry;
 use nodemeter_tests::receivers::{FakeReceiver, Reply};
-use nodemeter_tests::sink::{Sink, batch, now_ms};
+use nodemeter_tests::sink::{Sink, batch, batch_of, now_ms};
 
 fn config(url: &str, queue: &str) -> String {
     format!(
@@ -144,21 +145,14 @@ async fn every_series_arrives_in_order_without_duplicates_through_failures() {
     let base = now_ms() - 600_000;
     let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
     for step in 0..30i64 {
-        let samples: Vec<(Vec<(&str, &str)>, i64, f64)> = names
-            .iter()
-            .map(|n| {
-                (
-                    vec![("__name__", "ordered"), ("series", n.as_str())],
-                    base + step * 1000,
-                    step as f64,
-                )
-            })
-            .collect();
-        let refs: Vec<(&[(&str, &str)], i64, f64)> = samples
-            .iter()
-            .map(|(l, t, v)| (l.as_slice(), *t, *v))
-            .collect();
-        sink.send(batch(&refs)).await;
+        let rows = names.iter().map(|n| {
+            (
+                Labels::from_pairs([("__name__", "ordered"), ("series", n.as_str())]),
+                base + step * 1000,
+                step as f64,
+            )
+        });
+        sink.send(batch_of(rows)).await;
     }
     sink.finish().await;
     let mut per_series: HashMap<Vec<(String, String)>, Vec<i64>> = HashMap::new();
