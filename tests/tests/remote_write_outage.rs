@@ -159,6 +159,15 @@ fn an_agent_killed_with_sigkill_loses_nothing_its_wal_accepted() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The queue's self-metrics on the agent's own /metrics.
+    let m = agent.scrape();
+    let sent = m
+        .text
+        .lines()
+        .find(|l| l.starts_with("nodemeter_remote_storage_samples_total{"));
+    assert!(sent.is_some(), "{}", m.text);
+    assert!(m.text.contains("nodemeter_remote_storage_wal_size_bytes "));
+    assert!(m.text.contains("nodemeter_remote_storage_shards{"));
     let status = agent.terminate();
     assert!(status.success());
 }

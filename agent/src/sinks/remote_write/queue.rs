@@ -456,3 +456,22 @@ impl Rates {
         Some(desired.ceil().max(1.0) as usize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_follow_send_time_per_sample_and_backlog() {
+        let mut r = Rates::default();
+        assert_eq!(r.update(0, 0, 0, 0), None, "no rates before two readings");
+        // 10 s: 100 000 samples in and out, 20 s of sending (2 shards busy all the time).
+        assert_eq!(r.update(100_000, 100_000, 20_000_000_000, 0), Some(2));
+        // The same throughput 60 s behind: 5 % of the backlog per second on top.
+        assert_eq!(
+            r.update(200_000, 200_000, 40_000_000_000, 60_000),
+            Some(8),
+            "2 x (1 + 0.05 x 60) = 8"
+        );
+    }
+}
