@@ -19,6 +19,7 @@ pub use duration::Duration;
 pub use error::{ConfigError, Located};
 pub use source_map::{Position, SourceMap};
 
+use crate::discovery::kubernetes::KubernetesConfig;
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
 
@@ -54,6 +55,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The local `/metrics` view of everything collected.
     pub exposition: ExpositionConfig,
+    /// Kubernetes API: pod metadata and PodMonitor/ServiceMonitor targets on this node.
+    pub kubernetes: KubernetesConfig,
 }
 
 /// Prometheus's `global` section.
@@ -291,6 +294,8 @@ impl Config {
                 .into_iter()
                 .map(|(p, m)| (format!("ebpf.{p}"), m)),
         );
+        // Paths are already prefixed with `kubernetes.`.
+        problems.extend(self.kubernetes.validate());
         problems
     }
 }
