@@ -1,1 +1,3 @@
 //! Shared fixtures for the integration tests (cgroups, processes, agent handles).
+
+pub mod apiserver;
