@@ -510,7 +510,10 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
+    // Lists at resourceVersion=0 are served from the API server's watch cache, not by a
+    // quorum read from etcd: thousands of agents relisting after an API-server restart must
+    // not all reach etcd.
+    let stream = watcher(api, config.any_semantic())
         .default_backoff()
         .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer);
