@@ -2,7 +2,7 @@
 //! list/watch semantics the `kube` client relies on.
 //!
 //! It is driven through the real `kube::Client`. Implemented: core/v1 pods, services,
-//! namespaces, secrets and configmaps and monitoring.coreos.com/v1 podmonitors and
+//! endpoints, namespaces, secrets and configmaps and monitoring.coreos.com/v1 podmonitors and
 //! servicemonitors; list with `resourceVersion`, `limit` and `continue`; watch from a
 //! `resourceVersion` with ADDED/MODIFIED/DELETED (selector transitions become ADDED/DELETED
 //! as on a real server), `allowWatchBookmarks` → BOOKMARK events, `timeoutSeconds`; an
@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub enum Kind {
     Pod,
     Service,
+    Endpoints,
     Namespace,
     Secret,
     ConfigMap,
@@ -44,9 +45,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Pod,
         Kind::Service,
+        Kind::Endpoints,
         Kind::Namespace,
         Kind::Secret,
         Kind::ConfigMap,
@@ -58,6 +60,7 @@ impl Kind {
         match self {
             Kind::Pod => "pods",
             Kind::Service => "services",
+            Kind::Endpoints => "endpoints",
             Kind::Namespace => "namespaces",
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
@@ -70,6 +73,7 @@ impl Kind {
         match self {
             Kind::Pod => "Pod",
             Kind::Service => "Service",
+            Kind::Endpoints => "Endpoints",
             Kind::Namespace => "Namespace",
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",

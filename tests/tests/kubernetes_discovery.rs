@@ -312,3 +312,75 @@ async fn a_rejected_monitor_is_not_used_and_fixing_it_brings_it_back() {
     shutdown.cancel();
     d.wait().await;
 }
+
+#[tokio::test]
+async fn a_selectorless_service_uses_its_endpoints_watched_by_name() {
+    let server = TestApiServer::start().await.unwrap();
+    seed(&server);
+    server.apply(
+        Kind::Namespace,
+        json!({"metadata": {"name": "kube-system"}}),
+    );
+    let labels = json!({"k8s-app": "kubelet"});
+    server.apply(
+        Kind::Service,
+        json!({"metadata": {"name": "kubelet", "namespace": "kube-system", "labels": labels},
+               "spec": {"clusterIP": "None", "ports": [{"name": "https-metrics", "port": 10250}]}}),
+    );
+    let endpoints = |nodes: &[(&str, &str)]| {
+        let addresses: Vec<Value> = nodes
+            .iter()
+            .map(|(ip, node)| json!({"ip": ip, "nodeName": node, "targetRef": {"kind": "Node", "name": node}}))
+            .collect();
+        json!({"metadata": {"name": "kubelet", "namespace": "kube-system", "labels": labels},
+               "subsets": [{"addresses": addresses, "ports": [{"name": "https-metrics", "port": 10250}]}]})
+    };
+    server.apply(Kind::Endpoints, endpoints(&[("192.168.0.2", "node-b")]));
+    let (d, shutdown) = start(&server).await;
+    let mut rx = d.groups();
+    let base = BTreeSet::from([
+        t(SM, "10.0.0.11:9090", "web-1"),
+        t(PM, "10.0.0.13:9090", "db-1"),
+    ]);
+    wait_for(&mut rx, &base).await;
+
+    server.apply(
+        Kind::ServiceMonitor,
+        json!({"metadata": {"name": "kubelet", "namespace": "monitoring", "labels": {"release": "kube-prometheus-stack"}},
+               "spec": {"selector": {"matchLabels": {"k8s-app": "kubelet"}}, "namespaceSelector": {"matchNames": ["kube-system"]},
+                        "jobLabel": "k8s-app", "endpoints": [{"port": "https-metrics", "scheme": "https"}]}}),
+    );
+    let kubelet_targets = |groups: &[ScrapeGroup]| -> Vec<String> {
+        groups
+            .iter()
+            .filter(|g| g.job_name == "serviceMonitor/monitoring/kubelet/0")
+            .flat_map(|g| {
+                g.targets
+                    .iter()
+                    .map(|t| t.get("__address__").unwrap().to_string())
+            })
+            .collect()
+    };
+    // Only node-b is in the Endpoints yet: nothing on this node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(kubelet_targets(&rx.borrow_and_update()).is_empty());
+    // This node joins: its kubelet address appears through the by-name Endpoints watch.
+    server.apply(
+        Kind::Endpoints,
+        endpoints(&[("192.168.0.2", "node-b"), ("192.168.0.1", NODE)]),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if kubelet_targets(&rx.borrow_and_update()) == ["192.168.0.1:10250"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            kubelet_targets(&rx.borrow())
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+    }
+    shutdown.cancel();
+    d.wait().await;
+}

@@ -5,11 +5,15 @@
 //! have is derived the way the endpoints controller derives it (the Service's selector
 //! against the pods, `targetPort` resolved against container ports, ready pods in
 //! `addresses`, the others in `notReadyAddresses`). Only pods on this node are known, so only
-//! this node's addresses exist, which is exactly the node filter of spec §3.6.
+//! this node's addresses exist, which is exactly the node filter of spec §3.6. Services
+//! without a selector are the exception: their Endpoints object is watched by name and only
+//! its addresses on this node are used.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EndpointAddress, Endpoints, ObjectReference, Pod, Service,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::model::{Labels, LabelsBuilder};
@@ -379,4 +383,147 @@ pub fn endpoints_targets<'a>(
     ready_targets.extend(not_ready_targets);
     ready_targets.extend(extra);
     ready_targets
+}
+
+/// Targets of role `endpoints` from a real Endpoints object, for Services without a
+/// selector (whose endpoints something else maintains, e.g. prometheus-operator's kubelet
+/// Service). Only addresses on `node` are kept: `nodeName`, a Node `targetRef` naming it, or a
+/// Pod `targetRef` to one of `local_pods`.
+pub fn endpoints_object_targets(
+    service: &Service,
+    endpoints: &Endpoints,
+    local_pods: &[&Pod],
+    node: &str,
+) -> Vec<Labels> {
+    let name = endpoints.metadata.name.as_deref().unwrap_or_default();
+    let mut group = LabelsBuilder::new();
+    group.set(
+        &format!("{META}namespace"),
+        endpoints.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    group.set(&format!("{META}endpoints_name"), name);
+    set_object_meta(
+        &mut group,
+        "endpoints",
+        endpoints.metadata.labels.as_ref(),
+        endpoints.metadata.annotations.as_ref(),
+    );
+    group.set(
+        &format!("{META}service_name"),
+        service.metadata.name.as_deref().unwrap_or_default(),
+    );
+    set_object_meta(
+        &mut group,
+        "service",
+        service.metadata.labels.as_ref(),
+        service.metadata.annotations.as_ref(),
+    );
+    let find_pod = |r: &ObjectReference| {
+        local_pods.iter().copied().find(|p| {
+            p.metadata.name == r.name
+                && (r.namespace.is_none() || p.metadata.namespace == r.namespace)
+        })
+    };
+    let mut out = Vec::new();
+    let mut seen_pods: Vec<(&Pod, Vec<i32>)> = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let addresses = subset.addresses.iter().flatten().map(|a| (a, true)).chain(
+            subset
+                .not_ready_addresses
+                .iter()
+                .flatten()
+                .map(|a| (a, false)),
+        );
+        let addresses: Vec<(&EndpointAddress, bool)> = addresses.collect();
+        for port in subset.ports.iter().flatten() {
+            for (addr, ready) in &addresses {
+                let target_ref = addr.target_ref.as_ref();
+                let kind = target_ref.and_then(|r| r.kind.as_deref());
+                let pod = target_ref
+                    .filter(|_| kind == Some("Pod"))
+                    .and_then(find_pod);
+                let on_node = addr.node_name.as_deref() == Some(node)
+                    || (kind == Some("Node")
+                        && target_ref.and_then(|r| r.name.as_deref()) == Some(node))
+                    || pod.is_some();
+                if !on_node {
+                    continue;
+                }
+                let protocol = port.protocol.as_deref().unwrap_or("TCP");
+                let mut b = group.clone();
+                b.set("__address__", &join_host_port(&addr.ip, port.port));
+                b.set(
+                    &format!("{META}endpoint_port_name"),
+                    port.name.as_deref().unwrap_or_default(),
+                );
+                b.set(&format!("{META}endpoint_port_protocol"), protocol);
+                b.set(
+                    &format!("{META}endpoint_ready"),
+                    if *ready { "true" } else { "false" },
+                );
+                if let Some(r) = target_ref {
+                    b.set(
+                        &format!("{META}endpoint_address_target_kind"),
+                        r.kind.as_deref().unwrap_or_default(),
+                    );
+                    b.set(
+                        &format!("{META}endpoint_address_target_name"),
+                        r.name.as_deref().unwrap_or_default(),
+                    );
+                }
+                b.set(
+                    &format!("{META}endpoint_node_name"),
+                    addr.node_name.as_deref().unwrap_or_default(),
+                );
+                b.set(
+                    &format!("{META}endpoint_hostname"),
+                    addr.hostname.as_deref().unwrap_or_default(),
+                );
+                if let Some(pod) = pod {
+                    set_pod_labels(&mut b, pod);
+                    if let Some((c, init, cp)) = containers(pod).find_map(|(c, init)| {
+                        c.ports
+                            .iter()
+                            .flatten()
+                            .find(|cp| cp.container_port == port.port)
+                            .map(|cp| (c, init, cp))
+                    }) {
+                        set_container_port(&mut b, c, init, Some(cp), Some(protocol));
+                    }
+                    match seen_pods.iter_mut().find(|(p, _)| std::ptr::eq(*p, pod)) {
+                        Some((_, ports)) => ports.push(port.port),
+                        None => seen_pods.push((pod, vec![port.port])),
+                    }
+                }
+                out.push(b.build());
+            }
+        }
+    }
+    // Container ports of the pods seen that no endpoint port covers.
+    for (pod, ports) in seen_pods {
+        let Some(ip) = pod_ip(pod) else { continue };
+        let mut pod_group = group.clone();
+        set_pod_labels(&mut pod_group, pod);
+        for (c, init) in containers(pod) {
+            for cp in c.ports.iter().flatten() {
+                if ports.contains(&cp.container_port) {
+                    continue;
+                }
+                let mut b = pod_group.clone();
+                b.set("__address__", &join_host_port(ip, cp.container_port));
+                set_container_port(&mut b, c, init, Some(cp), None);
+                out.push(b.build());
+            }
+        }
+    }
+    out
+}
+
+/// Whether the Service has no selector (its endpoints are maintained by someone else).
+pub fn is_selectorless(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_none_or(BTreeMap::is_empty)
 }

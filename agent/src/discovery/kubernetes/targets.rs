@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, MonitorKind, MonitorSpecCommon, PodMonitor, ServiceMonitor};
-use super::meta::{endpoints_targets, pod_targets};
+use super::meta::{endpoints_object_targets, endpoints_targets, is_selectorless, pod_targets};
 use super::rules::{RelabelRule, metric_rules, pod_monitor_rules, service_monitor_rules};
 use super::selector::matches;
 use super::validation::{
@@ -26,6 +26,9 @@ use crate::model::Labels;
 pub struct ClusterState {
     pub pods: Vec<Arc<Pod>>,
     pub services: Vec<Arc<Service>>,
+    /// Endpoints of selectorless Services that selected ServiceMonitors may use (see
+    /// [`wanted_endpoints`]).
+    pub endpoints: Vec<Arc<Endpoints>>,
     pub namespaces: Vec<Arc<Namespace>>,
     pub service_monitors: Vec<Arc<ServiceMonitor>>,
     pub pod_monitors: Vec<Arc<PodMonitor>>,
@@ -127,11 +130,7 @@ const SCRAPE_PROTOCOLS: [&str; 5] = [
 
 /// Computes every scrape group of this node.
 pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
-    let ns_labels: BTreeMap<&str, Option<&BTreeMap<String, String>>> = state
-        .namespaces
-        .iter()
-        .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref())))
-        .collect();
+    let ns_labels = namespace_labels(state);
     let local_pods: Vec<&Pod> = state
         .pods
         .iter()
@@ -167,6 +166,29 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
         }
     }
 
+    for m in selected_service_monitors(state, env, &ns_labels) {
+        match service_monitor_groups(m, state, &local_pods, env) {
+            Ok(groups) => out.groups.extend(groups),
+            Err(rejected) => out.rejected.push(rejected),
+        }
+    }
+    out
+}
+
+fn namespace_labels(state: &ClusterState) -> BTreeMap<&str, Option<&BTreeMap<String, String>>> {
+    state
+        .namespaces
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref())))
+        .collect()
+}
+
+fn selected_service_monitors<'a>(
+    state: &'a ClusterState,
+    env: &Environment<'_>,
+    ns_labels: &BTreeMap<&str, Option<&BTreeMap<String, String>>>,
+) -> Vec<&'a ServiceMonitor> {
+    let cfg = env.config;
     let mut sms: Vec<&ServiceMonitor> = state
         .service_monitors
         .iter()
@@ -180,16 +202,38 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
                 cfg.service_monitor_namespace_selector
                     .as_ref()
                     .map(|s| s.to_label_selector()),
-                &ns_labels,
+                ns_labels,
                 env.own_namespace,
             )
         })
         .collect();
     sms.sort_by_key(|m| (m.metadata.namespace.clone(), m.metadata.name.clone()));
-    for m in sms {
-        match service_monitor_groups(m, &state.services, &local_pods, env) {
-            Ok(groups) => out.groups.extend(groups),
-            Err(rejected) => out.rejected.push(rejected),
+    sms
+}
+
+/// `(namespace, name)` of the selectorless Services whose Endpoints objects a selected
+/// ServiceMonitor would read: in its namespaces and matching its selector. Only these are
+/// watched, each by name.
+pub fn wanted_endpoints(state: &ClusterState, env: &Environment<'_>) -> BTreeSet<(String, String)> {
+    let ns_labels = namespace_labels(state);
+    let mut out = BTreeSet::new();
+    for m in selected_service_monitors(state, env, &ns_labels) {
+        let Some(sel) = &m.spec.common.selector else {
+            continue;
+        };
+        let namespaces = target_namespaces(
+            &m.spec.common,
+            m.metadata.namespace.as_deref().unwrap_or_default(),
+            env.config,
+        );
+        for s in &state.services {
+            if is_selectorless(s)
+                && in_namespaces(s.metadata.namespace.as_deref(), &namespaces)
+                && matches(sel, s.metadata.labels.as_ref())
+                && let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name)
+            {
+                out.insert((ns.clone(), name.clone()));
+            }
         }
     }
     out
@@ -519,7 +563,7 @@ fn pod_monitor_groups(
 
 fn service_monitor_groups(
     m: &ServiceMonitor,
-    services: &[Arc<Service>],
+    state: &ClusterState,
     local_pods: &[&Pod],
     env: &Environment<'_>,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
@@ -567,11 +611,25 @@ fn service_monitor_groups(
     let role_selector = (spec.common.selector_mechanism.as_deref() == Some("RoleSelector"))
         .then_some(spec.common.selector.as_ref())
         .flatten();
-    let candidates: Vec<Labels> = services
+    let candidates: Vec<Labels> = state
+        .services
         .iter()
         .filter(|s| in_namespaces(s.metadata.namespace.as_deref(), &namespaces))
         .filter(|s| role_selector.is_none_or(|sel| matches(sel, s.metadata.labels.as_ref())))
-        .flat_map(|s| endpoints_targets(s, local_pods.iter().copied()))
+        .flat_map(|s| {
+            if !is_selectorless(s) {
+                return endpoints_targets(s, local_pods.iter().copied());
+            }
+            state
+                .endpoints
+                .iter()
+                .find(|e| {
+                    e.metadata.namespace == s.metadata.namespace
+                        && e.metadata.name == s.metadata.name
+                })
+                .map(|e| endpoints_object_targets(s, e, local_pods, env.node_name))
+                .unwrap_or_default()
+        })
         .collect();
     Ok(spec
         .endpoints

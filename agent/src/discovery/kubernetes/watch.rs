@@ -3,8 +3,9 @@
 //!
 //! Watched: pods with `spec.nodeName=<this node>` (so pod traffic grows with the node, not the
 //! cluster), services, namespaces, PodMonitors, ServiceMonitors, and, only while a selected
-//! monitor references them, single Secrets and ConfigMaps by name. No Endpoints or
-//! EndpointSlice watch: endpoints are derived from services and the local pods.
+//! monitor references them, single Secrets and ConfigMaps by name. No cluster-wide Endpoints
+//! or EndpointSlice watch: endpoints are derived from services and the local pods; only a
+//! selectorless Service that a selected ServiceMonitor uses has its Endpoints watched, by name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -12,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, SecretKeySelector, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Namespace, Pod, Secret, SecretKeySelector, Service,
+};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -26,7 +29,7 @@ use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, PodMonitor, SafeTlsConfig, SecretOrConfigMap, ServiceMonitor};
 use super::pod_metadata::PodMetadata;
 use super::targets::{
-    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover,
+    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover, wanted_endpoints,
 };
 use super::validation::{RejectReason, SecretSource};
 use crate::discovery::kubernetes::crd::MonitorKind;
@@ -137,6 +140,7 @@ impl KubernetesDiscovery {
             metadata: metadata.clone(),
             secrets: HashMap::new(),
             config_maps: HashMap::new(),
+            endpoints: HashMap::new(),
             changed: Arc::clone(&changed),
             shutdown: shutdown.clone(),
             last_rejected: BTreeMap::new(),
@@ -208,6 +212,7 @@ struct Recompute {
     metadata: PodMetadata,
     secrets: HashMap<ObjectKey, SingleObjectWatch<Secret>>,
     config_maps: HashMap<ObjectKey, SingleObjectWatch<ConfigMap>>,
+    endpoints: HashMap<ObjectKey, SingleObjectWatch<Endpoints>>,
     changed: Arc<Notify>,
     shutdown: CancellationToken,
     last_rejected: BTreeMap<String, RejectedMonitor>,
@@ -239,15 +244,44 @@ impl Recompute {
     }
 
     fn run_once(&mut self) -> Discovered {
-        let state = ClusterState {
+        let mut state = ClusterState {
             pods: self.stores.pods.state(),
             services: self.stores.services.state(),
+            endpoints: Vec::new(),
             namespaces: self.stores.namespaces.state(),
             service_monitors: self.stores.service_monitors.state(),
             pod_monitors: self.stores.pod_monitors.state(),
         };
         self.metadata.rebuild(state.pods.iter().map(|p| p.as_ref()));
         self.update_secret_watches(&state);
+        let placement = self.placement.clone();
+        let wanted = {
+            let secrets = StoreSecrets {
+                secrets: &self.secrets,
+                config_maps: &self.config_maps,
+            };
+            wanted_endpoints(
+                &state,
+                &Environment {
+                    config: &self.config,
+                    node_name: &placement.node_name,
+                    own_namespace: &placement.namespace,
+                    secrets: &secrets,
+                },
+            )
+        };
+        self.endpoints.retain(|k, _| wanted.contains(k));
+        for key in wanted {
+            if !self.endpoints.contains_key(&key) {
+                let w = self.watch_one::<Endpoints>(&key, "endpoints");
+                self.endpoints.insert(key, w);
+            }
+        }
+        state.endpoints = self
+            .endpoints
+            .values()
+            .flat_map(|w| w.store.state())
+            .collect();
         let secrets = StoreSecrets {
             secrets: &self.secrets,
             config_maps: &self.config_maps,
@@ -256,8 +290,8 @@ impl Recompute {
             &state,
             &Environment {
                 config: &self.config,
-                node_name: &self.placement.node_name,
-                own_namespace: &self.placement.namespace,
+                node_name: &placement.node_name,
+                own_namespace: &placement.namespace,
                 secrets: &secrets,
             },
         );

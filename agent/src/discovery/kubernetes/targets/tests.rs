@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -154,6 +154,7 @@ fn worked_example_state() -> ClusterState {
             "Running",
         )],
         services: vec![web_service()],
+        endpoints: vec![],
         namespaces: namespaces(),
         pod_monitors: vec![obj(json!({
             "metadata": {"name": "web", "namespace": "monitoring"},
@@ -679,4 +680,77 @@ fn enforced_namespace_label_and_honor_overrides() {
         g.metric_relabel_configs,
         vec![RelabelRule::set("tenant", "monitoring")]
     );
+}
+
+#[test]
+fn kube_prometheus_stack_kubelet_monitor_uses_the_operators_endpoints_for_this_node_only() {
+    // The kubelet Service has no selector; prometheus-operator maintains its Endpoints with
+    // one address per node and a Node targetRef.
+    let kubelet_labels = json!({"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet",
+                                "app.kubernetes.io/managed-by": "prometheus-operator"});
+    let address =
+        |ip: &str, node: &str| json!({"ip": ip, "targetRef": {"kind": "Node", "name": node}});
+    let state = ClusterState {
+        namespaces: namespaces(),
+        services: vec![obj(json!({
+            "metadata": {"name": "kps-kubelet", "namespace": "kube-system", "labels": kubelet_labels},
+            "spec": {"clusterIP": "None", "ports": [
+                {"name": "https-metrics", "port": 10250}, {"name": "http-metrics", "port": 10255},
+                {"name": "cadvisor", "port": 4194}]}
+        }))],
+        endpoints: vec![obj(json!({
+            "metadata": {"name": "kps-kubelet", "namespace": "kube-system", "labels": kubelet_labels},
+            "subsets": [{"addresses": [address("192.168.1.10", "node-a"), address("192.168.1.11", "node-b")],
+                         "ports": [{"name": "https-metrics", "port": 10250}, {"name": "http-metrics", "port": 10255},
+                                   {"name": "cadvisor", "port": 4194}]}]
+        }))],
+        service_monitors: vec![obj(json!({
+            "metadata": {"name": "kps-kubelet", "namespace": "monitoring", "labels": {"release": "kube-prometheus-stack"}},
+            "spec": {"jobLabel": "k8s-app", "namespaceSelector": {"matchNames": ["kube-system"]},
+                     "selector": {"matchLabels": {"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet"}},
+                     "endpoints": [
+                        {"port": "https-metrics", "scheme": "https", "honorLabels": true,
+                         "tlsConfig": {"caFile": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "insecureSkipVerify": true},
+                         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                         "relabelings": [{"action": "replace", "sourceLabels": ["__metrics_path__"], "targetLabel": "metrics_path"}]},
+                        {"port": "https-metrics", "scheme": "https", "path": "/metrics/cadvisor", "honorLabels": true,
+                         "honorTimestamps": true, "trackTimestampsStaleness": true,
+                         "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                         "relabelings": [{"action": "replace", "sourceLabels": ["__metrics_path__"], "targetLabel": "metrics_path"}]}]}
+        }))],
+        ..ClusterState::default()
+    };
+    let env = Environment {
+        config: &kps_selector(),
+        node_name: "node-a",
+        own_namespace: "monitoring",
+        secrets: &NoSecrets,
+    };
+    assert_eq!(
+        wanted_endpoints(&state, &env),
+        BTreeSet::from([("kube-system".to_string(), "kps-kubelet".to_string())])
+    );
+    let d = discover(&state, &env);
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    let expected = |path: &str| {
+        vec![labels(&[
+            ("endpoint", "https-metrics"),
+            ("instance", "192.168.1.10:10250"),
+            ("job", "kubelet"),
+            ("metrics_path", path),
+            ("namespace", "kube-system"),
+            ("node", "node-a"),
+            ("service", "kps-kubelet"),
+        ])]
+    };
+    assert_eq!(final_targets(&d.groups[0]), expected("/metrics"));
+    assert_eq!(final_targets(&d.groups[1]), expected("/metrics/cadvisor"));
+    let g = &d.groups[1];
+    assert!(g.honor_labels && g.honor_timestamps && g.track_timestamps_staleness);
+    assert_eq!(g.scheme, "https");
+    assert_eq!(
+        d.groups[0].http.bearer_token_file.as_deref(),
+        Some("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    );
+    assert!(d.groups[0].http.tls.insecure_skip_verify);
 }
