@@ -35,6 +35,10 @@ enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Try relabel rules: reads JSON lines `{"rules": [...], "labels": {...}}` on stdin (rules
+    /// with Prometheus keys) and prints one line each: `{"labels": {...}}`, `{"dropped": true}`
+    /// or `{"error": "..."}`.
+    Relabel,
 }
 
 #[derive(Subcommand)]
@@ -59,6 +63,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Relabel => {
+            match nodemeter::diag::relabel::run(std::io::stdin().lock(), std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nodemeter relabel: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config(ConfigCommand::Default) => {
             use std::io::Write as _;
             match std::io::stdout().write_all(DEFAULT_CONFIG_YAML.as_bytes()) {

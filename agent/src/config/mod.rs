@@ -240,6 +240,13 @@ impl Config {
                     Some(i) => msg[..i].to_string(),
                     None => msg,
                 };
+                // ...and prefixes the path of the enclosing mapping, which ours already names.
+                let msg = match msg.split_once(": ") {
+                    Some((prefix, rest)) if !prefix.is_empty() && path.starts_with(prefix) => {
+                        rest.to_string()
+                    }
+                    _ => msg,
+                };
                 locate(path, msg, fallback)
             })?
         };

@@ -1,1 +1,3 @@
 //! Diagnostics for people: commands that explain what the agent sees.
+
+pub mod relabel;

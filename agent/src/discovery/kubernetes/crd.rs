@@ -15,6 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::relabel::MonitorRelabelConfig;
+
 /// API group of the monitor CRDs.
 pub const GROUP: &str = "monitoring.coreos.com";
 /// API version of the monitor CRDs.
@@ -173,9 +175,9 @@ pub struct EndpointCommon {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track_timestamps_staleness: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub relabelings: Vec<RelabelConfig>,
+    pub relabelings: Vec<MonitorRelabelConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub metric_relabelings: Vec<RelabelConfig>,
+    pub metric_relabelings: Vec<MonitorRelabelConfig>,
     #[serde(flatten)]
     pub proxy: ProxyConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,30 +223,6 @@ pub struct PodMetricsEndpoint {
     pub tls_config: Option<SafeTlsConfig>,
     #[serde(flatten)]
     pub common: EndpointCommon,
-}
-
-/// A relabel rule as written in a monitor (camelCase; spec §1.6).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RelabelConfig {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub source_labels: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub separator: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub target_label: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub regex: String,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub modulus: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replacement: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub action: String,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// A key of a Secret or of a ConfigMap.

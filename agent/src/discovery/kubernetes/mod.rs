@@ -14,6 +14,5 @@ pub mod watch;
 pub use config::KubernetesConfig;
 pub use crd::{PodMonitor, ServiceMonitor};
 pub use pod_metadata::PodMetadata;
-pub use rules::RelabelRule;
 pub use targets::{ClusterState, Discovered, Environment, ScrapeGroup, discover};
 pub use watch::{AgentPlacement, KubernetesDiscovery};

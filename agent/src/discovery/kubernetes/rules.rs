@@ -1,123 +1,90 @@
 //! The relabel rules prometheus-operator generates for each monitor endpoint, in its exact
 //! order (spec §2.1, §2.2), as data.
 //!
-//! [`RelabelRule`] has Prometheus's field names and the operator's emission rules (a field
-//! left out takes Prometheus's default), so a group's rules serialize to the YAML the operator
-//! would write. The relabel engine compiles them.
-
-use serde::{Deserialize, Serialize};
+//! The rules are [`RelabelConfig`]s, the relabel engine's input; a field the operator leaves
+//! out has Prometheus's default.
 
 use super::config::KubernetesConfig;
-use super::crd::{Endpoint, MonitorSpecCommon, PodMetricsEndpoint, RelabelConfig};
+use super::crd::{Endpoint, MonitorRelabelConfig, MonitorSpecCommon, PodMetricsEndpoint};
 use super::meta::sanitize;
 use super::selector::selector_rules;
+use crate::relabel::{Action, RelabelConfig};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-/// One relabel rule in Prometheus config form. `None` means "not written": Prometheus's
-/// default applies (separator `;`, regex `(.*)`, replacement `$1`, action `replace`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelabelRule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub source_labels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub separator: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub regex: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modulus: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replacement: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+/// `keep(src, re)`.
+pub fn keep(source_labels: Vec<String>, regex: String) -> RelabelConfig {
+    RelabelConfig {
+        source_labels: Some(source_labels),
+        regex: Some(regex),
+        action: Action::Keep,
+        ..RelabelConfig::default()
+    }
 }
 
-impl RelabelRule {
-    pub fn keep(source_labels: Vec<String>, regex: String) -> Self {
-        Self {
-            source_labels,
-            regex: Some(regex),
-            action: Some("keep".into()),
-            ..Self::default()
-        }
+/// `drop(src, re)`.
+pub fn drop(source_labels: Vec<String>, regex: String) -> RelabelConfig {
+    RelabelConfig {
+        source_labels: Some(source_labels),
+        regex: Some(regex),
+        action: Action::Drop,
+        ..RelabelConfig::default()
     }
+}
 
-    pub fn drop(source_labels: Vec<String>, regex: String) -> Self {
-        Self {
-            source_labels,
-            regex: Some(regex),
-            action: Some("drop".into()),
-            ..Self::default()
-        }
+/// `replace(src=[source], tgt=target)` with the default regex and replacement.
+pub fn copy(source: &str, target: &str) -> RelabelConfig {
+    RelabelConfig {
+        source_labels: Some(vec![source.into()]),
+        target_label: target.into(),
+        ..RelabelConfig::default()
     }
+}
 
-    /// `replace(src=[source], tgt=target)` with the default regex and replacement.
-    pub fn copy(source: &str, target: &str) -> Self {
-        Self {
-            source_labels: vec![source.into()],
-            target_label: Some(target.into()),
-            action: Some("replace".into()),
-            ..Self::default()
-        }
+/// `replace(src=[source], re="(.+)", rep="${1}", tgt=target)`: copy only non-empty values.
+pub fn copy_non_empty(source: &str, target: &str) -> RelabelConfig {
+    RelabelConfig {
+        regex: Some("(.+)".into()),
+        replacement: "${1}".into(),
+        ..copy(source, target)
     }
+}
 
-    /// `replace(src=[source], re="(.+)", rep="${1}", tgt=target)`: copy only non-empty values.
-    pub fn copy_non_empty(source: &str, target: &str) -> Self {
-        Self {
-            source_labels: vec![source.into()],
-            target_label: Some(target.into()),
-            regex: Some("(.+)".into()),
-            replacement: Some("${1}".into()),
-            action: Some("replace".into()),
-            ..Self::default()
-        }
+/// `replace(tgt=target, rep=value)` with no sources: always sets `target` to `value`.
+pub fn set(target: &str, value: &str) -> RelabelConfig {
+    RelabelConfig {
+        target_label: target.into(),
+        replacement: value.into(),
+        ..RelabelConfig::default()
     }
+}
 
-    /// `replace(tgt=target, rep=value)` with no sources: always sets `target` to `value`.
-    pub fn set(target: &str, value: &str) -> Self {
-        Self {
-            target_label: Some(target.into()),
-            replacement: Some(value.into()),
-            action: Some("replace".into()),
-            ..Self::default()
-        }
-    }
-
-    /// A monitor's rule as the operator emits it (spec §1.6).
-    pub fn from_crd(r: &RelabelConfig) -> Self {
-        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        Self {
-            source_labels: r.source_labels.clone(),
-            separator: r.separator.clone(),
-            target_label: non_empty(&r.target_label),
-            regex: non_empty(&r.regex),
-            modulus: (r.modulus != 0).then_some(r.modulus),
-            replacement: r.replacement.clone(),
-            action: non_empty(&r.action.to_ascii_lowercase()),
-        }
-    }
+/// A monitor's own rules in Prometheus form. Monitors are validated before their rules are
+/// generated, so a rule that does not convert cannot occur here; it would be left out.
+fn user_rules(rules: &[MonitorRelabelConfig]) -> impl Iterator<Item = RelabelConfig> + '_ {
+    rules.iter().filter_map(|r| r.to_prometheus().ok())
 }
 
 fn uses_role_selector(common: &MonitorSpecCommon) -> bool {
     common.selector_mechanism.as_deref() == Some("RoleSelector")
 }
 
-fn phase_filter() -> RelabelRule {
-    RelabelRule::drop(
+fn phase_filter() -> RelabelConfig {
+    drop(
         vec!["__meta_kubernetes_pod_phase".into()],
         "(Failed|Succeeded)".into(),
     )
 }
 
-fn pod_target_label_rules(common: &MonitorSpecCommon, cfg: &KubernetesConfig) -> Vec<RelabelRule> {
+fn pod_target_label_rules(
+    common: &MonitorSpecCommon,
+    cfg: &KubernetesConfig,
+) -> Vec<RelabelConfig> {
     common
         .pod_target_labels
         .iter()
         .chain(&cfg.pod_target_labels)
         .map(|l| {
-            RelabelRule::copy_non_empty(
+            copy_non_empty(
                 &format!("__meta_kubernetes_pod_label_{}", sanitize(l)),
                 &sanitize(l),
             )
@@ -132,13 +99,13 @@ fn int_or_string(p: &IntOrString) -> String {
     }
 }
 
-fn target_port_keep(p: &IntOrString) -> Option<RelabelRule> {
+fn target_port_keep(p: &IntOrString) -> Option<RelabelConfig> {
     match p {
-        IntOrString::String(s) if !s.is_empty() => Some(RelabelRule::keep(
+        IntOrString::String(s) if !s.is_empty() => Some(keep(
             vec!["__meta_kubernetes_pod_container_port_name".into()],
             s.clone(),
         )),
-        IntOrString::Int(n) if *n != 0 => Some(RelabelRule::keep(
+        IntOrString::Int(n) if *n != 0 => Some(keep(
             vec!["__meta_kubernetes_pod_container_port_number".into()],
             n.to_string(),
         )),
@@ -146,9 +113,9 @@ fn target_port_keep(p: &IntOrString) -> Option<RelabelRule> {
     }
 }
 
-fn enforced_namespace(cfg: &KubernetesConfig, monitor_namespace: &str) -> Option<RelabelRule> {
+fn enforced_namespace(cfg: &KubernetesConfig, monitor_namespace: &str) -> Option<RelabelConfig> {
     (!cfg.enforced_namespace_label.is_empty())
-        .then(|| RelabelRule::set(&cfg.enforced_namespace_label, monitor_namespace))
+        .then(|| set(&cfg.enforced_namespace_label, monitor_namespace))
 }
 
 /// `relabel_configs` of ServiceMonitor endpoint (role `endpoints`), spec §2.1. The sharding
@@ -159,15 +126,15 @@ pub fn service_monitor_rules(
     ep: &Endpoint,
     monitor_namespace: &str,
     cfg: &KubernetesConfig,
-) -> Vec<RelabelRule> {
-    let mut r = vec![RelabelRule::copy("job", "__tmp_prometheus_job_name")];
+) -> Vec<RelabelConfig> {
+    let mut r = vec![copy("job", "__tmp_prometheus_job_name")];
     if !uses_role_selector(common)
         && let Some(sel) = &common.selector
     {
         r.extend(selector_rules(sel, "service"));
     }
     if !ep.port.is_empty() {
-        r.push(RelabelRule::keep(
+        r.push(keep(
             vec!["__meta_kubernetes_endpoint_port_name".into()],
             ep.port.clone(),
         ));
@@ -181,45 +148,35 @@ pub fn service_monitor_rules(
         ]
     };
     for (kind, tgt) in [("Node", "node"), ("Pod", "pod")] {
-        r.push(RelabelRule {
-            source_labels: target_ref(),
-            separator: Some(";".into()),
+        r.push(RelabelConfig {
+            source_labels: Some(target_ref()),
+            separator: ";".into(),
             regex: Some(format!("{kind};(.*)")),
-            replacement: Some("${1}".into()),
-            target_label: Some(tgt.into()),
-            action: Some("replace".into()),
-            ..RelabelRule::default()
+            replacement: "${1}".into(),
+            target_label: tgt.into(),
+            ..RelabelConfig::default()
         });
     }
-    r.push(RelabelRule::copy(
-        "__meta_kubernetes_namespace",
-        "namespace",
-    ));
-    r.push(RelabelRule::copy(
-        "__meta_kubernetes_service_name",
-        "service",
-    ));
-    r.push(RelabelRule::copy("__meta_kubernetes_pod_name", "pod"));
-    r.push(RelabelRule::copy(
-        "__meta_kubernetes_pod_container_name",
-        "container",
-    ));
+    r.push(copy("__meta_kubernetes_namespace", "namespace"));
+    r.push(copy("__meta_kubernetes_service_name", "service"));
+    r.push(copy("__meta_kubernetes_pod_name", "pod"));
+    r.push(copy("__meta_kubernetes_pod_container_name", "container"));
     if ep.common.filter_running.unwrap_or(true) {
         r.push(phase_filter());
     }
     for l in target_labels {
-        r.push(RelabelRule::copy_non_empty(
+        r.push(copy_non_empty(
             &format!("__meta_kubernetes_service_label_{}", sanitize(l)),
             &sanitize(l),
         ));
     }
     r.extend(pod_target_label_rules(common, cfg));
-    r.push(RelabelRule {
-        replacement: Some("${1}".into()),
-        ..RelabelRule::copy("__meta_kubernetes_service_name", "job")
+    r.push(RelabelConfig {
+        replacement: "${1}".into(),
+        ..copy("__meta_kubernetes_service_name", "job")
     });
     if !common.job_label.is_empty() {
-        r.push(RelabelRule::copy_non_empty(
+        r.push(copy_non_empty(
             &format!(
                 "__meta_kubernetes_service_label_{}",
                 sanitize(&common.job_label)
@@ -228,14 +185,14 @@ pub fn service_monitor_rules(
         ));
     }
     if !ep.port.is_empty() {
-        r.push(RelabelRule::set("endpoint", &ep.port));
+        r.push(set("endpoint", &ep.port));
     } else if let Some(p) = &ep.target_port {
         let s = int_or_string(p);
         if !s.is_empty() {
-            r.push(RelabelRule::set("endpoint", &s));
+            r.push(set("endpoint", &s));
         }
     }
-    r.extend(ep.common.relabelings.iter().map(RelabelRule::from_crd));
+    r.extend(user_rules(&ep.common.relabelings));
     r.extend(enforced_namespace(cfg, monitor_namespace));
     r
 }
@@ -248,8 +205,8 @@ pub fn pod_monitor_rules(
     monitor_namespace: &str,
     monitor_name: &str,
     cfg: &KubernetesConfig,
-) -> Vec<RelabelRule> {
-    let mut r = vec![RelabelRule::copy("job", "__tmp_prometheus_job_name")];
+) -> Vec<RelabelConfig> {
+    let mut r = vec![copy("job", "__tmp_prometheus_job_name")];
     if ep.common.filter_running.unwrap_or(true) {
         r.push(phase_filter());
     }
@@ -260,34 +217,25 @@ pub fn pod_monitor_rules(
     }
     let port = ep.port.as_deref().filter(|p| !p.is_empty());
     if let Some(port) = port {
-        r.push(RelabelRule::keep(
+        r.push(keep(
             vec!["__meta_kubernetes_pod_container_port_name".into()],
             port.into(),
         ));
     } else if let Some(n) = ep.port_number.filter(|n| *n != 0) {
-        r.push(RelabelRule::keep(
+        r.push(keep(
             vec!["__meta_kubernetes_pod_container_port_number".into()],
             n.to_string(),
         ));
     } else if let Some(rule) = ep.target_port.as_ref().and_then(target_port_keep) {
         r.push(rule);
     }
-    r.push(RelabelRule::copy(
-        "__meta_kubernetes_namespace",
-        "namespace",
-    ));
-    r.push(RelabelRule::copy(
-        "__meta_kubernetes_pod_container_name",
-        "container",
-    ));
-    r.push(RelabelRule::copy("__meta_kubernetes_pod_name", "pod"));
+    r.push(copy("__meta_kubernetes_namespace", "namespace"));
+    r.push(copy("__meta_kubernetes_pod_container_name", "container"));
+    r.push(copy("__meta_kubernetes_pod_name", "pod"));
     r.extend(pod_target_label_rules(common, cfg));
-    r.push(RelabelRule::set(
-        "job",
-        &format!("{monitor_namespace}/{monitor_name}"),
-    ));
+    r.push(set("job", &format!("{monitor_namespace}/{monitor_name}")));
     if !common.job_label.is_empty() {
-        r.push(RelabelRule::copy_non_empty(
+        r.push(copy_non_empty(
             &format!(
                 "__meta_kubernetes_pod_label_{}",
                 sanitize(&common.job_label)
@@ -296,27 +244,54 @@ pub fn pod_monitor_rules(
         ));
     }
     if let Some(port) = port {
-        r.push(RelabelRule::set("endpoint", port));
+        r.push(set("endpoint", port));
     } else if let Some(p) = &ep.target_port {
         let s = int_or_string(p);
         if !s.is_empty() {
-            r.push(RelabelRule::set("endpoint", &s));
+            r.push(set("endpoint", &s));
         }
     }
-    r.extend(ep.common.relabelings.iter().map(RelabelRule::from_crd));
+    r.extend(user_rules(&ep.common.relabelings));
     r.extend(enforced_namespace(cfg, monitor_namespace));
     r
 }
 
 /// `metric_relabel_configs` (spec §2.5).
 pub fn metric_rules(
-    ep_metric_relabelings: &[RelabelConfig],
+    ep_metric_relabelings: &[MonitorRelabelConfig],
     monitor_namespace: &str,
     cfg: &KubernetesConfig,
-) -> Vec<RelabelRule> {
-    ep_metric_relabelings
-        .iter()
-        .map(RelabelRule::from_crd)
+) -> Vec<RelabelConfig> {
+    user_rules(ep_metric_relabelings)
         .chain(enforced_namespace(cfg, monitor_namespace))
         .collect()
+}
+
+/// Rules as YAML with Prometheus's defaults left out, the way the operator writes them (an
+/// explicit `separator: ;` is a default too, so it is left out as well).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+pub(crate) fn compact_yaml(rules: &[RelabelConfig]) -> String {
+    let mut v = serde_yaml::to_value(rules).unwrap();
+    let defaults = [
+        ("separator", serde_yaml::Value::from(";")),
+        ("target_label", serde_yaml::Value::from("")),
+        ("modulus", serde_yaml::Value::from(0)),
+        ("replacement", serde_yaml::Value::from("$1")),
+    ];
+    for rule in v.as_sequence_mut().unwrap() {
+        let kept: serde_yaml::Mapping = rule
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| {
+                !defaults
+                    .iter()
+                    .any(|(dk, dv)| k.as_str() == Some(*dk) && *v == dv)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        *rule = serde_yaml::Value::Mapping(kept);
+    }
+    serde_yaml::to_string(&v).unwrap()
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::meta::sanitize;
-use super::rules::RelabelRule;
+use super::rules::{drop, keep};
+use crate::relabel::RelabelConfig;
 
 /// Whether `labels` satisfy `selector` (an empty selector matches everything). Selectors
 /// are validated before use; an unknown operator matches nothing.
@@ -33,29 +34,26 @@ pub fn matches(selector: &LabelSelector, labels: Option<&BTreeMap<String, String
 /// The keep/drop rules that implement `selector` on role `role` (`service` or `pod`):
 /// matchLabels in key order, then matchExpressions in list order. Values go into the regex
 /// unescaped, as the operator writes them.
-pub fn selector_rules(selector: &LabelSelector, role: &str) -> Vec<RelabelRule> {
+pub fn selector_rules(selector: &LabelSelector, role: &str) -> Vec<RelabelConfig> {
     let label = |k: &str| format!("__meta_kubernetes_{role}_label_{}", sanitize(k));
     let present = |k: &str| format!("__meta_kubernetes_{role}_labelpresent_{}", sanitize(k));
     let mut out = Vec::new();
     for (k, v) in selector.match_labels.iter().flatten() {
-        out.push(RelabelRule::keep(
-            vec![label(k), present(k)],
-            format!("({v});true"),
-        ));
+        out.push(keep(vec![label(k), present(k)], format!("({v});true")));
     }
     for e in selector.match_expressions.iter().flatten() {
         let values = e.values.as_deref().unwrap_or_default().join("|");
         match e.operator.as_str() {
-            "In" => out.push(RelabelRule::keep(
+            "In" => out.push(keep(
                 vec![label(&e.key), present(&e.key)],
                 format!("({values});true"),
             )),
-            "NotIn" => out.push(RelabelRule::drop(
+            "NotIn" => out.push(drop(
                 vec![label(&e.key), present(&e.key)],
                 format!("({values});true"),
             )),
-            "Exists" => out.push(RelabelRule::keep(vec![present(&e.key)], "true".into())),
-            "DoesNotExist" => out.push(RelabelRule::drop(vec![present(&e.key)], "true".into())),
+            "Exists" => out.push(keep(vec![present(&e.key)], "true".into())),
+            "DoesNotExist" => out.push(drop(vec![present(&e.key)], "true".into())),
             _ => {}
         }
     }
@@ -116,7 +114,7 @@ mod tests {
             ]),
         };
         let rules = selector_rules(&sel, "service");
-        let yaml = serde_yaml::to_string(&rules).unwrap();
+        let yaml = crate::discovery::kubernetes::rules::compact_yaml(&rules);
         assert_eq!(
             yaml,
             "\

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, MonitorKind, MonitorSpecCommon, PodMonitor, ServiceMonitor};
 use super::meta::{endpoints_object_targets, endpoints_targets, is_selectorless, pod_targets};
-use super::rules::{RelabelRule, metric_rules, pod_monitor_rules, service_monitor_rules};
+use super::rules::{metric_rules, pod_monitor_rules, service_monitor_rules};
 use super::selector::matches;
 use super::validation::{
     HttpSettings, RejectReason, Rejection, SecretSource, ValidationContext, interval_and_timeout,
@@ -19,6 +19,7 @@ use super::validation::{
 };
 use crate::config::Duration;
 use crate::model::Labels;
+use crate::relabel::RelabelConfig;
 
 /// The objects discovery works from: pods of this node, and cluster-wide services,
 /// namespaces and monitors.
@@ -85,9 +86,9 @@ pub struct ScrapeGroup {
     pub scrape_classic_histograms: Option<bool>,
     pub convert_classic_histograms_to_nhcb: Option<bool>,
     /// `relabel_configs`, to apply to each target.
-    pub relabel_configs: Vec<RelabelRule>,
+    pub relabel_configs: Vec<RelabelConfig>,
     /// `metric_relabel_configs`, to apply to each scraped sample.
-    pub metric_relabel_configs: Vec<RelabelRule>,
+    pub metric_relabel_configs: Vec<RelabelConfig>,
     /// Candidate targets on this node, labels before relabeling (`__address__`,
     /// `__meta_kubernetes_*`, `__scheme__`, `__metrics_path__`, `__param_*`,
     /// `__scrape_interval__`, `__scrape_timeout__`, `job`).
@@ -389,7 +390,7 @@ fn group(
     common: &MonitorSpecCommon,
     ep: &EndpointCommon,
     settings: EndpointSettings,
-    relabel_configs: Vec<RelabelRule>,
+    relabel_configs: Vec<RelabelConfig>,
     candidates: &[Labels],
     cfg: &KubernetesConfig,
 ) -> ScrapeGroup {

@@ -9,10 +9,11 @@ use k8s_openapi::api::core::v1::SecretKeySelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::crd::{
-    BasicAuth, EndpointCommon, OAuth2, ProxyConfig, RelabelConfig, SafeAuthorization,
+    BasicAuth, EndpointCommon, MonitorRelabelConfig, OAuth2, ProxyConfig, SafeAuthorization,
     SafeTlsConfig, SecretOrConfigMap, TlsConfig,
 };
 use crate::config::Duration;
+use crate::relabel::{RelabelConfig, Rules};
 
 /// Why a monitor was rejected: a small fixed set, used as the `reason` label of
 /// `nodemeter_monitors_rejected`.
@@ -609,93 +610,15 @@ impl Resolver<'_> {
     }
 }
 
-/// Prometheus's relabel-config validation (spec §4.6), applied to a monitor's rules.
-pub fn validate_relabel(r: &RelabelConfig, field: &str) -> Result<(), Rejection> {
+/// A monitor's rule as the operator renders it, checked with Prometheus's relabel validation
+/// (spec §4.6) by the relabel engine itself.
+pub fn validate_relabel(r: &MonitorRelabelConfig, field: &str) -> Result<RelabelConfig, Rejection> {
     let err = |d: String| Rejection::new(RejectReason::InvalidRelabeling, format!("{field}: {d}"));
-    let action = if r.action.is_empty() {
-        "replace".to_string()
-    } else {
-        r.action.to_ascii_lowercase()
-    };
-    const ACTIONS: [&str; 11] = [
-        "replace",
-        "keep",
-        "drop",
-        "hashmod",
-        "labelmap",
-        "labeldrop",
-        "labelkeep",
-        "lowercase",
-        "uppercase",
-        "keepequal",
-        "dropequal",
-    ];
-    if !ACTIONS.contains(&action.as_str()) {
-        return Err(err(format!("unknown relabel action {:?}", r.action)));
-    }
-    let regex = if r.regex.is_empty() {
-        "(.*)"
-    } else {
-        r.regex.as_str()
-    };
-    regex::Regex::new(&format!("^(?s:{regex})$"))
-        .map_err(|e| err(format!("regex {regex:?} does not compile: {e}")))?;
-    let replacement = r.replacement.as_deref().unwrap_or("$1");
-    let needs_target = matches!(
-        action.as_str(),
-        "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal"
-    );
-    if action == "hashmod" && r.modulus == 0 {
-        return Err(err(
-            "relabel configuration for hashmod requires non-zero modulus".into(),
-        ));
-    }
-    if needs_target && r.target_label.is_empty() {
-        return Err(err(format!(
-            "relabel configuration for {action} action requires 'target_label' value"
-        )));
-    }
-    if matches!(
-        action.as_str(),
-        "lowercase" | "uppercase" | "keepequal" | "dropequal"
-    ) && replacement != "$1"
-    {
-        return Err(err(format!(
-            "'replacement' can not be set for {action} action"
-        )));
-    }
-    if matches!(action.as_str(), "keepequal" | "dropequal")
-        && (regex != "(.*)" || r.modulus != 0 || r.separator.as_deref().is_some_and(|s| s != ";"))
-    {
-        return Err(err(format!(
-            "{action} action requires only 'source_labels' and `target_label`, and no other fields"
-        )));
-    }
-    if matches!(action.as_str(), "labeldrop" | "labelkeep")
-        && (!r.source_labels.is_empty()
-            || !r.target_label.is_empty()
-            || r.modulus != 0
-            || r.separator.as_deref().is_some_and(|s| s != ";")
-            || replacement != "$1")
-    {
-        return Err(err(format!(
-            "{action} action requires only 'regex', and no other fields"
-        )));
-    }
-    if action == "labelmap" && !valid_name_template(replacement) {
-        return Err(err(format!(
-            "{replacement:?} is invalid 'replacement' for labelmap action"
-        )));
-    }
-    Ok(())
-}
-
-/// The legacy `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$` check for labelmap replacements.
-fn valid_name_template(s: &str) -> bool {
-    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$").ok())
-        .as_ref()
-        .is_some_and(|re| re.is_match(s))
+    let rule = r
+        .to_prometheus()
+        .map_err(|e| err(format!("unknown relabel action {:?}", e.0)))?;
+    Rules::compile(std::slice::from_ref(&rule)).map_err(|e| err(e.kind.to_string()))?;
+    Ok(rule)
 }
 
 #[cfg(test)]
@@ -714,9 +637,9 @@ mod tests {
 
     #[test]
     fn relabel_validation_follows_prometheus() {
-        let rc = |action: &str| RelabelConfig {
+        let rc = |action: &str| MonitorRelabelConfig {
             action: action.into(),
-            ..RelabelConfig::default()
+            ..MonitorRelabelConfig::default()
         };
         assert!(validate_relabel(&rc("Keep"), "r").is_ok());
         assert!(validate_relabel(&rc("labeldrop"), "r").is_ok());
@@ -739,7 +662,10 @@ mod tests {
         lower.replacement = Some("y".into());
         assert!(validate_relabel(&lower, "r").is_err());
         let mut labelmap = rc("labelmap");
+        // Prometheus 3 validates names as UTF-8: any non-empty replacement is a valid name.
         labelmap.replacement = Some("a-b".into());
+        assert!(validate_relabel(&labelmap, "r").is_ok());
+        labelmap.replacement = Some(String::new());
         assert!(validate_relabel(&labelmap, "r").is_err());
     }
 

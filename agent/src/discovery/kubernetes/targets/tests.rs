@@ -7,60 +7,15 @@ use serde_json::json;
 
 use super::*;
 use crate::discovery::kubernetes::config::LabelSelectorConfig;
+use crate::discovery::kubernetes::rules::{compact_yaml, set};
 use crate::discovery::kubernetes::validation::NoSecrets;
+use crate::relabel::Rules;
 
-/// Applies Prometheus relabeling to a target and the post-relabel cleanup of spec §3.7.
-/// A reference for these tests until the relabel engine lands; it covers the actions the
-/// operator generates plus labeldrop/labelkeep.
-fn relabel(rules: &[RelabelRule], labels: &Labels) -> Option<Labels> {
-    let mut b = labels.builder();
-    for r in rules {
-        let sep = r.separator.as_deref().unwrap_or(";");
-        let val: Vec<&str> = r
-            .source_labels
-            .iter()
-            .map(|n| b.get(n).unwrap_or_default())
-            .collect();
-        let val = val.join(sep);
-        let regex_src = r.regex.as_deref().unwrap_or("(.*)");
-        let re = regex::Regex::new(&format!("^(?s:{regex_src})$")).unwrap();
-        let replacement = r.replacement.as_deref().unwrap_or("$1");
-        match r.action.as_deref().unwrap_or("replace") {
-            "keep" if !re.is_match(&val) => return None,
-            "drop" if re.is_match(&val) => return None,
-            "keep" | "drop" => {}
-            "replace" => {
-                let target = r.target_label.as_deref().unwrap();
-                if val.is_empty()
-                    && r.regex.is_none()
-                    && !target.contains('$')
-                    && !replacement.contains('$')
-                {
-                    b.set(target, replacement);
-                    continue;
-                }
-                let Some(caps) = re.captures(&val) else {
-                    continue;
-                };
-                let mut t = String::new();
-                caps.expand(target, &mut t);
-                let mut v = String::new();
-                caps.expand(replacement, &mut v);
-                if v.is_empty() {
-                    b.remove(&t);
-                } else {
-                    b.set(&t, &v);
-                }
-            }
-            "labeldrop" => {
-                b.retain(|l| !re.is_match(l.name.as_str()));
-            }
-            "labelkeep" => {
-                b.retain(|l| re.is_match(l.name.as_str()));
-            }
-            other => panic!("reference relabel does not do {other}"),
-        }
-    }
+/// Target relabeling with the relabel engine, then Prometheus's cleanup (spec §3.7): drop
+/// `__meta_*`, default `instance` to `__address__`.
+fn relabel(rules: &[RelabelConfig], labels: &Labels) -> Option<Labels> {
+    let out = Rules::compile(rules).unwrap().process(labels)?;
+    let mut b = out.builder();
     b.retain(|l| !l.name.as_str().starts_with("__meta_"));
     if b.get("instance").is_none() {
         let addr = b.get("__address__").unwrap().to_string();
@@ -458,7 +413,7 @@ fn daemonset_pod_monitor_with_job_label_and_metric_relabelings() {
         ])]
     );
     assert_eq!(
-        serde_yaml::to_string(&g.metric_relabel_configs).unwrap(),
+        compact_yaml(&g.metric_relabel_configs),
         "\
 - source_labels:
   - __name__
@@ -468,13 +423,36 @@ fn daemonset_pod_monitor_with_job_label_and_metric_relabelings() {
   action: labeldrop
 "
     );
+    // Applied to scraped series (target labels attached first): keep by name, then labeldrop.
+    let metric_rules = Rules::compile(&g.metric_relabel_configs).unwrap();
+    let kept = metric_rules
+        .process(&Labels::from_pairs([
+            ("__name__", "node_cpu_seconds_total"),
+            ("cpu", "0"),
+            ("pod_template_hash", "5c9f7d"),
+            ("job", "node-exporter"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        kept,
+        Labels::from_pairs([
+            ("__name__", "node_cpu_seconds_total"),
+            ("cpu", "0"),
+            ("job", "node-exporter")
+        ])
+    );
+    assert!(
+        metric_rules
+            .process(&Labels::from_pairs([("__name__", "go_goroutines")]))
+            .is_none()
+    );
 }
 
 #[test]
 fn generated_rule_order_for_a_service_monitor_matches_the_operator() {
     let state = worked_example_state();
     let d = run(&state, &KubernetesConfig::default());
-    let yaml = serde_yaml::to_string(&d.groups[1].relabel_configs).unwrap();
+    let yaml = compact_yaml(&d.groups[1].relabel_configs);
     assert_eq!(
         yaml,
         "\
@@ -494,7 +472,6 @@ fn generated_rule_order_for_a_service_monitor_matches_the_operator() {
 - source_labels:
   - __meta_kubernetes_endpoint_address_target_kind
   - __meta_kubernetes_endpoint_address_target_name
-  separator: ;
   target_label: node
   regex: Node;(.*)
   replacement: ${1}
@@ -502,7 +479,6 @@ fn generated_rule_order_for_a_service_monitor_matches_the_operator() {
 - source_labels:
   - __meta_kubernetes_endpoint_address_target_kind
   - __meta_kubernetes_endpoint_address_target_name
-  separator: ;
   target_label: pod
   regex: Pod;(.*)
   replacement: ${1}
@@ -555,10 +531,12 @@ fn pod_monitor_rule_order_puts_the_phase_filter_first_and_port_number_sets_no_en
         .map(|r| {
             format!(
                 "{}:{}",
-                r.action.as_deref().unwrap_or(""),
-                r.target_label
-                    .as_deref()
-                    .unwrap_or(r.source_labels.first().map(String::as_str).unwrap_or(""))
+                r.action.as_str(),
+                if r.target_label.is_empty() {
+                    r.source_labels.as_ref().unwrap()[0].as_str()
+                } else {
+                    r.target_label.as_str()
+                }
             )
         })
         .collect();
@@ -676,10 +654,7 @@ fn enforced_namespace_label_and_honor_overrides() {
     let g = &d.groups[0];
     assert!(!g.honor_timestamps);
     assert_eq!(final_targets(g)[0]["tenant"], "monitoring");
-    assert_eq!(
-        g.metric_relabel_configs,
-        vec![RelabelRule::set("tenant", "monitoring")]
-    );
+    assert_eq!(g.metric_relabel_configs, vec![set("tenant", "monitoring")]);
 }
 
 #[test]
