@@ -15,4 +15,4 @@ pub use config::KubernetesConfig;
 pub use crd::{PodMonitor, ServiceMonitor};
 pub use pod_metadata::PodMetadata;
 pub use targets::{ClusterState, Discovered, Environment, ScrapeGroup, discover};
-pub use watch::{AgentPlacement, KubernetesDiscovery};
+pub use watch::{AgentPlacement, DiscoveryError, KubernetesDiscovery};

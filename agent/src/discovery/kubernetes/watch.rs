@@ -48,6 +48,32 @@ pub struct AgentPlacement {
     pub namespace: String,
 }
 
+/// Why Kubernetes discovery could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// No usable in-cluster service account or kubeconfig.
+    #[error("cannot build a Kubernetes client (in-cluster service account or KUBECONFIG): {0}")]
+    Client(#[source] kube::Error),
+    /// The node name is needed to watch only this node's pods.
+    #[error("the node name is unknown: set node.name or the NODE_NAME environment variable")]
+    NoNodeName,
+}
+
+impl AgentPlacement {
+    /// Node from the config (`node.name`, else `NODE_NAME`, else the host name), namespace
+    /// from `POD_NAMESPACE` (downward API).
+    pub fn from_environment(node: &crate::config::NodeConfig) -> Result<Self, DiscoveryError> {
+        let node_name = node.resolved_name();
+        if node_name.is_empty() {
+            return Err(DiscoveryError::NoNodeName);
+        }
+        Ok(Self {
+            node_name,
+            namespace: std::env::var("POD_NAMESPACE").unwrap_or_default(),
+        })
+    }
+}
+
 /// Running Kubernetes discovery.
 pub struct KubernetesDiscovery {
     groups: watch::Receiver<Arc<Vec<ScrapeGroup>>>,
@@ -56,6 +82,25 @@ pub struct KubernetesDiscovery {
 }
 
 impl KubernetesDiscovery {
+    /// Starts discovery as configured, or returns `None` when `kubernetes.enabled` is false.
+    /// The client comes from the in-cluster service account or `KUBECONFIG`.
+    pub async fn start_from_config(
+        config: &crate::config::Config,
+        shutdown: CancellationToken,
+    ) -> Result<Option<Self>, DiscoveryError> {
+        if !config.kubernetes.enabled {
+            return Ok(None);
+        }
+        let placement = AgentPlacement::from_environment(&config.node)?;
+        let client = Client::try_default()
+            .await
+            .map_err(DiscoveryError::Client)?;
+        info!(node = %placement.node_name, "kubernetes discovery starting");
+        Ok(Some(
+            Self::start(client, config.kubernetes.clone(), placement, shutdown).await,
+        ))
+    }
+
     /// Starts the watches and the recompute loop. Returns once the core stores (pods,
     /// services, namespaces) have completed their first list and the first groups are
     /// published, so the scraper starts from a complete picture.
