@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EndpointAddress, Endpoints, ObjectReference, Pod, Service,
+    Container, ContainerPort, EndpointAddress, Endpoints, Node, ObjectReference, Pod, Service,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -526,4 +526,20 @@ pub fn is_selectorless(service: &Service) -> bool {
         .as_ref()
         .and_then(|s| s.selector.as_ref())
         .is_none_or(BTreeMap::is_empty)
+}
+
+/// Adds the node labels of `attach_metadata.node` (spec §3.5) to a target.
+pub fn with_node_labels(target: &Labels, node: &Node) -> Labels {
+    let mut b = target.builder();
+    b.set(
+        &format!("{META}node_name"),
+        node.metadata.name.as_deref().unwrap_or_default(),
+    );
+    set_object_meta(
+        &mut b,
+        "node",
+        node.metadata.labels.as_ref(),
+        node.metadata.annotations.as_ref(),
+    );
+    b.build()
 }

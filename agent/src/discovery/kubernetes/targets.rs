@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, MonitorKind, MonitorSpecCommon, PodMonitor, ServiceMonitor};
-use super::meta::{endpoints_object_targets, endpoints_targets, is_selectorless, pod_targets};
+use super::meta::{
+    endpoints_object_targets, endpoints_targets, is_selectorless, pod_targets, with_node_labels,
+};
 use super::rules::{metric_rules, pod_monitor_rules, service_monitor_rules};
 use super::selector::matches;
 use super::validation::{
@@ -33,6 +35,9 @@ pub struct ClusterState {
     pub namespaces: Vec<Arc<Namespace>>,
     pub service_monitors: Vec<Arc<ServiceMonitor>>,
     pub pod_monitors: Vec<Arc<PodMonitor>>,
+    /// This node's Node object, watched only while a selected monitor sets
+    /// `attachMetadata.node` (see [`wants_node`]).
+    pub node: Option<Arc<Node>>,
 }
 
 /// Which monitor a group or rejection comes from.
@@ -161,7 +166,7 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
         .collect();
     pms.sort_by_key(|m| (m.metadata.namespace.clone(), m.metadata.name.clone()));
     for m in pms {
-        match pod_monitor_groups(m, &local_pods, env) {
+        match pod_monitor_groups(m, state, &local_pods, env) {
             Ok(groups) => out.groups.extend(groups),
             Err(rejected) => out.rejected.push(rejected),
         }
@@ -477,6 +482,56 @@ fn group(
     }
 }
 
+/// `attachMetadata.node`: node labels on every target. All targets here are on this node, so
+/// they all get this node's labels. Without the Node object, role `pod` skips its targets (as
+/// Prometheus skips pods whose node is not cached) and role `endpoints` keeps them unlabelled.
+fn attach_node(
+    common: &MonitorSpecCommon,
+    candidates: Vec<Labels>,
+    node: Option<&Node>,
+    pod_role: bool,
+) -> Vec<Labels> {
+    if !common
+        .attach_metadata
+        .as_ref()
+        .and_then(|a| a.node)
+        .unwrap_or(false)
+    {
+        return candidates;
+    }
+    match node {
+        Some(n) => candidates.iter().map(|t| with_node_labels(t, n)).collect(),
+        None if pod_role => Vec::new(),
+        None => candidates,
+    }
+}
+
+/// Whether a selected monitor sets `attachMetadata.node`, so this node's Node object must be
+/// watched.
+pub fn wants_node(state: &ClusterState, env: &Environment<'_>) -> bool {
+    let attach =
+        |c: &MonitorSpecCommon| c.attach_metadata.as_ref().and_then(|a| a.node) == Some(true);
+    let ns_labels = namespace_labels(state);
+    let cfg = env.config;
+    selected_service_monitors(state, env, &ns_labels)
+        .iter()
+        .any(|m| attach(&m.spec.common))
+        || state.pod_monitors.iter().any(|m| {
+            attach(&m.spec.common)
+                && selected(
+                    &m.metadata,
+                    cfg.pod_monitor_selector
+                        .as_ref()
+                        .map(|s| s.to_label_selector()),
+                    cfg.pod_monitor_namespace_selector
+                        .as_ref()
+                        .map(|s| s.to_label_selector()),
+                    &ns_labels,
+                    env.own_namespace,
+                )
+        })
+}
+
 fn validation_context<'a>(env: &'a Environment<'a>) -> ValidationContext<'a> {
     ValidationContext {
         scrape_interval: env.config.scrape_interval,
@@ -488,6 +543,7 @@ fn validation_context<'a>(env: &'a Environment<'a>) -> ValidationContext<'a> {
 
 fn pod_monitor_groups(
     m: &PodMonitor,
+    state: &ClusterState,
     local_pods: &[&Pod],
     env: &Environment<'_>,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
@@ -535,6 +591,7 @@ fn pod_monitor_groups(
         .filter(|p| role_selector.is_none_or(|s| matches(s, p.metadata.labels.as_ref())))
         .flat_map(|p| pod_targets(p))
         .collect();
+    let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), true);
     Ok(spec
         .pod_metrics_endpoints
         .iter()
@@ -632,6 +689,7 @@ fn service_monitor_groups(
                 .unwrap_or_default()
         })
         .collect();
+    let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), false);
     Ok(spec
         .endpoints
         .iter()

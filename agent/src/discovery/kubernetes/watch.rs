@@ -14,7 +14,7 @@ use std::time::Duration as StdDuration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Pod, Secret, SecretKeySelector, Service,
+    ConfigMap, Endpoints, Namespace, Node, Pod, Secret, SecretKeySelector, Service,
 };
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -29,7 +29,8 @@ use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, PodMonitor, SafeTlsConfig, SecretOrConfigMap, ServiceMonitor};
 use super::pod_metadata::PodMetadata;
 use super::targets::{
-    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover, wanted_endpoints,
+    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover,
+    wanted_endpoints, wants_node,
 };
 use super::validation::{RejectReason, SecretSource};
 use crate::discovery::kubernetes::crd::MonitorKind;
@@ -186,6 +187,7 @@ impl KubernetesDiscovery {
             secrets: HashMap::new(),
             config_maps: HashMap::new(),
             endpoints: HashMap::new(),
+            node: None,
             changed: Arc::clone(&changed),
             shutdown: shutdown.clone(),
             last_rejected: BTreeMap::new(),
@@ -258,6 +260,7 @@ struct Recompute {
     secrets: HashMap<ObjectKey, SingleObjectWatch<Secret>>,
     config_maps: HashMap<ObjectKey, SingleObjectWatch<ConfigMap>>,
     endpoints: HashMap<ObjectKey, SingleObjectWatch<Endpoints>>,
+    node: Option<SingleObjectWatch<Node>>,
     changed: Arc<Notify>,
     shutdown: CancellationToken,
     last_rejected: BTreeMap<String, RejectedMonitor>,
@@ -296,25 +299,33 @@ impl Recompute {
             namespaces: self.stores.namespaces.state(),
             service_monitors: self.stores.service_monitors.state(),
             pod_monitors: self.stores.pod_monitors.state(),
+            node: None,
         };
         self.metadata.rebuild(state.pods.iter().map(|p| p.as_ref()));
         self.update_secret_watches(&state);
         let placement = self.placement.clone();
-        let wanted = {
+        let (wanted, wants_node) = {
             let secrets = StoreSecrets {
                 secrets: &self.secrets,
                 config_maps: &self.config_maps,
             };
-            wanted_endpoints(
-                &state,
-                &Environment {
-                    config: &self.config,
-                    node_name: &placement.node_name,
-                    own_namespace: &placement.namespace,
-                    secrets: &secrets,
-                },
-            )
+            let env = Environment {
+                config: &self.config,
+                node_name: &placement.node_name,
+                own_namespace: &placement.namespace,
+                secrets: &secrets,
+            };
+            (wanted_endpoints(&state, &env), wants_node(&state, &env))
         };
+        match (&self.node, wants_node) {
+            (None, true) => self.node = Some(self.watch_node()),
+            (Some(_), false) => self.node = None,
+            _ => {}
+        }
+        state.node = self
+            .node
+            .as_ref()
+            .and_then(|w| w.store.state().into_iter().next());
         self.endpoints.retain(|k, _| wanted.contains(k));
         for key in wanted {
             if !self.endpoints.contains_key(&key) {
@@ -443,6 +454,19 @@ impl Recompute {
                 self.config_maps.insert(key, w);
             }
         }
+    }
+
+    /// This node's Node object, for `attachMetadata.node`.
+    fn watch_node(&self) -> SingleObjectWatch<Node> {
+        let (store, task) = reflect(
+            Api::<Node>::all(self.client.clone()),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", self.placement.node_name)),
+            "node",
+            &self.changed,
+            &self.shutdown,
+        );
+        SingleObjectWatch { store, task }
     }
 
     fn watch_one<K>(&self, (ns, name): &ObjectKey, what: &'static str) -> SingleObjectWatch<K>

@@ -110,6 +110,7 @@ fn worked_example_state() -> ClusterState {
         )],
         services: vec![web_service()],
         endpoints: vec![],
+        node: None,
         namespaces: namespaces(),
         pod_monitors: vec![obj(json!({
             "metadata": {"name": "web", "namespace": "monitoring"},
@@ -728,4 +729,39 @@ fn kube_prometheus_stack_kubelet_monitor_uses_the_operators_endpoints_for_this_n
         Some("/var/run/secrets/kubernetes.io/serviceaccount/token")
     );
     assert!(d.groups[0].http.tls.insecure_skip_verify);
+}
+
+#[test]
+fn attach_metadata_node_adds_this_nodes_labels_or_skips_pods_without_it() {
+    let mut state = worked_example_state();
+    state.service_monitors.clear();
+    state.pod_monitors = vec![obj(json!({
+        "metadata": {"name": "web", "namespace": "monitoring"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "namespaceSelector": {"any": true},
+                 "attachMetadata": {"node": true},
+                 "podMetricsEndpoints": [{"port": "metrics", "relabelings": [
+                    {"sourceLabels": ["__meta_kubernetes_node_label_topology_kubernetes_io_zone"], "targetLabel": "zone"}]}]}
+    }))];
+    let cfg = KubernetesConfig::default();
+    let env = Environment {
+        config: &cfg,
+        node_name: "node-a",
+        own_namespace: "monitoring",
+        secrets: &NoSecrets,
+    };
+    assert!(wants_node(&state, &env));
+    // Like Prometheus, a pod whose node is not known yet is skipped.
+    assert!(final_targets(&discover(&state, &env).groups[0]).is_empty());
+    state.node = Some(obj(json!({"metadata": {"name": "node-a",
+        "labels": {"topology.kubernetes.io/zone": "eu-west-1a"}}})));
+    let d = discover(&state, &env);
+    let t = final_targets(&d.groups[0]);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["zone"], "eu-west-1a");
+    assert_eq!(
+        d.groups[0].targets[0].get("__meta_kubernetes_node_name"),
+        Some("node-a")
+    );
+    state.pod_monitors.clear();
+    assert!(!wants_node(&state, &env));
 }
