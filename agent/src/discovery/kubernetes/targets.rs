@@ -2,7 +2,7 @@
 //! the candidate targets on this node with their full pre-relabel label sets, and the relabel
 //! rules prometheus-operator would generate. Pure functions of the cluster state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
@@ -145,6 +145,7 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
         .collect();
     let cfg = env.config;
     let mut out = Discovered::default();
+    let candidates = Candidates::new(state, &local_pods, env.node_name);
 
     let mut pms: Vec<&PodMonitor> = state
         .pod_monitors
@@ -166,19 +167,78 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
         .collect();
     pms.sort_by_key(|m| (m.metadata.namespace.clone(), m.metadata.name.clone()));
     for m in pms {
-        match pod_monitor_groups(m, state, &local_pods, env) {
+        match pod_monitor_groups(m, state, &candidates, env) {
             Ok(groups) => out.groups.extend(groups),
             Err(rejected) => out.rejected.push(rejected),
         }
     }
 
     for m in selected_service_monitors(state, env, &ns_labels) {
-        match service_monitor_groups(m, state, &local_pods, env) {
+        match service_monitor_groups(m, state, &candidates, env) {
             Ok(groups) => out.groups.extend(groups),
             Err(rejected) => out.rejected.push(rejected),
         }
     }
     out
+}
+
+/// The discovery targets of both roles, computed once per computation and shared by every
+/// monitor: a cluster has far more monitors × services than this node has targets.
+struct Candidates<'a> {
+    /// This node's pods with their role `pod` targets.
+    pods: Vec<(&'a Pod, Vec<Labels>)>,
+    /// Role `endpoints` targets on this node by Service `(namespace, name)`; Services with no
+    /// target here are absent.
+    services: HashMap<(&'a str, &'a str), Vec<Labels>>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(state: &'a ClusterState, local_pods: &[&'a Pod], node_name: &str) -> Self {
+        let pods = local_pods.iter().map(|p| (*p, pod_targets(p))).collect();
+        let mut by_namespace: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for p in local_pods {
+            by_namespace
+                .entry(p.metadata.namespace.as_deref().unwrap_or_default())
+                .or_default()
+                .push(p);
+        }
+        let endpoints: HashMap<(&str, &str), &Endpoints> = state
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    (
+                        e.metadata.namespace.as_deref()?,
+                        e.metadata.name.as_deref()?,
+                    ),
+                    e.as_ref(),
+                ))
+            })
+            .collect();
+        let mut services = HashMap::new();
+        for s in &state.services {
+            let (Some(ns), Some(name)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            else {
+                continue;
+            };
+            let targets = if is_selectorless(s) {
+                endpoints
+                    .get(&(ns, name))
+                    .map(|e| endpoints_object_targets(s, e, local_pods, node_name))
+                    .unwrap_or_default()
+            } else {
+                match by_namespace.get(ns) {
+                    Some(pods) => endpoints_targets(s, pods.iter().copied()),
+                    None => Vec::new(),
+                }
+            };
+            if !targets.is_empty() {
+                services.insert((ns, name), targets);
+            }
+        }
+        Self { pods, services }
+    }
 }
 
 fn namespace_labels(state: &ClusterState) -> BTreeMap<&str, Option<&BTreeMap<String, String>>> {
@@ -544,7 +604,7 @@ fn validation_context<'a>(env: &'a Environment<'a>) -> ValidationContext<'a> {
 fn pod_monitor_groups(
     m: &PodMonitor,
     state: &ClusterState,
-    local_pods: &[&Pod],
+    candidates: &Candidates<'_>,
     env: &Environment<'_>,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
     let monitor = monitor_ref(MonitorKind::PodMonitor, &m.metadata);
@@ -585,11 +645,12 @@ fn pod_monitor_groups(
     let role_selector = (spec.common.selector_mechanism.as_deref() == Some("RoleSelector"))
         .then_some(spec.common.selector.as_ref())
         .flatten();
-    let candidates: Vec<Labels> = local_pods
+    let candidates: Vec<Labels> = candidates
+        .pods
         .iter()
-        .filter(|p| in_namespaces(p.metadata.namespace.as_deref(), &namespaces))
-        .filter(|p| role_selector.is_none_or(|s| matches(s, p.metadata.labels.as_ref())))
-        .flat_map(|p| pod_targets(p))
+        .filter(|(p, _)| in_namespaces(p.metadata.namespace.as_deref(), &namespaces))
+        .filter(|(p, _)| role_selector.is_none_or(|s| matches(s, p.metadata.labels.as_ref())))
+        .flat_map(|(_, targets)| targets.iter().cloned())
         .collect();
     let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), true);
     Ok(spec
@@ -622,7 +683,7 @@ fn pod_monitor_groups(
 fn service_monitor_groups(
     m: &ServiceMonitor,
     state: &ClusterState,
-    local_pods: &[&Pod],
+    candidates: &Candidates<'_>,
     env: &Environment<'_>,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
     let monitor = monitor_ref(MonitorKind::ServiceMonitor, &m.metadata);
@@ -674,20 +735,14 @@ fn service_monitor_groups(
         .iter()
         .filter(|s| in_namespaces(s.metadata.namespace.as_deref(), &namespaces))
         .filter(|s| role_selector.is_none_or(|sel| matches(sel, s.metadata.labels.as_ref())))
-        .flat_map(|s| {
-            if !is_selectorless(s) {
-                return endpoints_targets(s, local_pods.iter().copied());
-            }
-            state
-                .endpoints
-                .iter()
-                .find(|e| {
-                    e.metadata.namespace == s.metadata.namespace
-                        && e.metadata.name == s.metadata.name
-                })
-                .map(|e| endpoints_object_targets(s, e, local_pods, env.node_name))
-                .unwrap_or_default()
+        .filter_map(|s| {
+            let key = (
+                s.metadata.namespace.as_deref()?,
+                s.metadata.name.as_deref()?,
+            );
+            candidates.services.get(&key)
         })
+        .flat_map(|targets| targets.iter().cloned())
         .collect();
     let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), false);
     Ok(spec

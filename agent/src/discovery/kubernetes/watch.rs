@@ -40,6 +40,9 @@ use crate::telemetry::registry;
 /// CRDs may not be installed; their watch keeps retrying in the background).
 const MONITOR_READY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
+/// How long to wait for the first list of pods, services and namespaces at start.
+const CORE_READY_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
 /// Where to find this agent in the cluster.
 #[derive(Clone, Debug)]
 pub struct AgentPlacement {
@@ -103,8 +106,8 @@ impl KubernetesDiscovery {
     }
 
     /// Starts the watches and the recompute loop. Returns once the core stores (pods,
-    /// services, namespaces) have completed their first list and the first groups are
-    /// published, so the scraper starts from a complete picture.
+    /// services, namespaces) have completed their first list (or 30 s passed) and the first
+    /// groups are published, so the scraper starts from a complete picture.
     pub async fn start(
         client: Client,
         config: KubernetesConfig,
@@ -156,13 +159,16 @@ impl KubernetesDiscovery {
             service_monitors,
         };
         async {
+            // Core stores: wait for their first list, but not forever: an unreachable or
+            // forbidden API server must not hold the rest of the agent. Targets follow as soon
+            // as the lists arrive.
             for (what, ready) in [
-                ("pods", stores.pods.wait_until_ready().await.is_ok()),
-                ("services", stores.services.wait_until_ready().await.is_ok()),
-                ("namespaces", stores.namespaces.wait_until_ready().await.is_ok()),
+                ("pods", tokio::time::timeout(CORE_READY_TIMEOUT, stores.pods.wait_until_ready()).await),
+                ("services", tokio::time::timeout(CORE_READY_TIMEOUT, stores.services.wait_until_ready()).await),
+                ("namespaces", tokio::time::timeout(CORE_READY_TIMEOUT, stores.namespaces.wait_until_ready()).await),
             ] {
-                if !ready {
-                    warn!(resource = what, "watch ended before its first list");
+                if !matches!(ready, Ok(Ok(()))) {
+                    warn!(resource = what, "not listed yet; continuing, the watch keeps retrying");
                 }
             }
             for (what, store_ready) in [
