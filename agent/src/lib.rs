@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod diag;
+pub mod discovery;
 pub mod exposition;
 pub mod identity;
 pub mod model;

@@ -2,6 +2,7 @@
 //! real agent binary started on a config and scraped over HTTP.
 
 pub mod agent;
+pub mod apiserver;
 pub mod cgroup;
 pub mod cgroups;
 pub mod metrics;

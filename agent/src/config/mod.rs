@@ -20,6 +20,7 @@ pub use error::{ConfigError, Located};
 pub use source_map::{Position, SourceMap};
 
 use crate::sinks::remote_write::{RemoteWriteConfig, WalConfig};
+use crate::discovery::kubernetes::KubernetesConfig;
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The local `/metrics` view of everything collected.
     pub exposition: ExpositionConfig,
+    /// Kubernetes API: pod metadata and PodMonitor/ServiceMonitor targets on this node.
+    pub kubernetes: KubernetesConfig,
 }
 
 /// Prometheus's `global` section.
@@ -303,6 +306,8 @@ impl Config {
                 .into_iter()
                 .map(|(p, m)| (format!("ebpf.{p}"), m)),
         );
+        // Paths are already prefixed with `kubernetes.`.
+        problems.extend(self.kubernetes.validate());
         problems
     }
 }
