@@ -57,6 +57,15 @@ impl Agent {
         };
         let mut tasks = JoinSet::new();
         let inventory = Inventory::new();
+        let node_name = config.node.resolved_name();
+        // Every local series (cgroupfs and eBPF) carries the same target labels.
+        let local_target_labels = cgroup::target_labels(
+            config
+                .cgroup
+                .resolved_target_labels(&node_name)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
 
         if config.cgroup.enabled {
             let hierarchies =
@@ -66,7 +75,7 @@ impl Agent {
                 config.cgroup.clone(),
                 hierarchies,
                 inventory.clone(),
-                &config.node.resolved_name(),
+                &node_name,
             );
             readiness.expect(cgroup::SOURCE_NAME);
             let ctx = ctx.clone();
@@ -78,7 +87,12 @@ impl Agent {
         }
         // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
         if let Some(probes) = ebpf::load_probes(&config.ebpf) {
-            let source = EbpfSource::new(probes, inventory.clone(), config.ebpf.interval.as_std());
+            let source = EbpfSource::new(
+                probes,
+                inventory.clone(),
+                local_target_labels,
+                config.ebpf.interval.as_std(),
+            );
             readiness.expect(ebpf::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {

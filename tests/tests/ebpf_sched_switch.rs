@@ -229,6 +229,23 @@ fn sched_switch_counts_match_proc_status_per_cgroup() {
 }
 
 #[test]
+fn full_map_is_counted_as_overflow() {
+    assert_root();
+    // One entry: whichever cgroup switches first takes it (on a busy host, within
+    // microseconds); the test cgroup, new, cannot get in.
+    let mut probes = KernelProbes::load(&ProbeSelection::all().with_cgroup_capacity(1)).unwrap();
+    let mut workload = CgroupChild::spawn("nodemeter-test-sched-overflow");
+    let id = cgroup_id(&workload.dir).unwrap();
+    workload.wait_until_blocked();
+    let tracked = probes.read_sched_counters().unwrap();
+    assert!(tracked.len() <= 1, "{tracked:?}");
+    assert!(!tracked.iter().any(|(cgroup, _)| *cgroup == id));
+    // The workload alone switched out (slept) 300 times without an entry.
+    assert!(probes.map_overflows() >= 300, "{}", probes.map_overflows());
+    workload.finish();
+}
+
+#[test]
 fn probe_failure_is_reported_and_load_succeeds() {
     assert_root();
     let probes =

@@ -34,6 +34,8 @@ pub mod overflow {
 /// running kernel's layout is discovered by the agent (tracefs `format` files, BTF) and passed in
 /// here.
 pub mod globals {
+    /// Byte offset of `prev_pid` (a 4-byte `pid_t`) in the `sched:sched_switch` record (`u32`).
+    pub const SCHED_SWITCH_PREV_PID_OFFSET: &str = "SCHED_SWITCH_PREV_PID_OFFSET";
     /// Byte offset of `prev_state` in the `sched:sched_switch` tracepoint record (`u32`).
     pub const SCHED_SWITCH_PREV_STATE_OFFSET: &str = "SCHED_SWITCH_PREV_STATE_OFFSET";
     /// Size in bytes of that field, 4 or 8 (`u32`).
@@ -42,6 +44,8 @@ pub mod globals {
     pub const SCHED_SWITCH_PREEMPTED_STATE: &str = "SCHED_SWITCH_PREEMPTED_STATE";
 }
 
+/// `prev_pid` offset in `sched:sched_switch` on 64-bit kernels since 4.x (see below).
+pub const DEFAULT_PREV_PID_OFFSET: u32 = 24;
 /// `prev_state` offset in `sched:sched_switch` on 64-bit kernels since 4.x; only the compiled-in
 /// default, the loader always overrides it with what tracefs says.
 pub const DEFAULT_PREV_STATE_OFFSET: u32 = 32;

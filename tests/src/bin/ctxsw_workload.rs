@@ -1,7 +1,8 @@
 //! A single-threaded process with a known mix of context switches, for the sched_switch probe
-//! test: for about a second it alternates busy work (preempted when the CPU is contended:
-//! involuntary switches) with short sleeps (voluntary), then prints `blocked` and blocks reading
-//! stdin until EOF, so its counters stay still while the test compares them.
+//! test: [`CYCLES`] times (about a second on an idle machine) it does 2 ms of busy work
+//! (preempted when the CPU is contended: involuntary switches) then sleeps 1 ms (at least one
+//! voluntary switch each), then prints `blocked` and blocks reading stdin until EOF, so its
+//! counters stay still while the test compares them.
 #![allow(
     clippy::print_stdout,
     reason = "the test reads the marker line from stdout"
@@ -10,16 +11,18 @@
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 
+/// Sleeps the workload makes; the test relies on at least this many voluntary switches.
+const CYCLES: u32 = 300;
+
 fn main() {
-    let started = Instant::now();
     let mut sink = 0u64;
-    while started.elapsed() < Duration::from_secs(1) {
+    for _ in 0..CYCLES {
         let burst = Instant::now();
-        while burst.elapsed() < Duration::from_millis(3) {
+        while burst.elapsed() < Duration::from_millis(2) {
             sink =
                 std::hint::black_box(sink.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let mut out = std::io::stdout().lock();
     // Failing to report is failing the test's protocol: exit non-zero so it shows.

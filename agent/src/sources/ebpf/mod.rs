@@ -22,7 +22,7 @@ use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
 pub use self::source::{CONTEXT_SWITCHES, EbpfSource, SOURCE_NAME, load_probes};
-pub use nodemeter_ebpf_common::SchedCounters;
+pub use nodemeter_ebpf_common::{MAX_CGROUPS, SchedCounters};
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).
 static OBJECT: &[u8] = aya::include_bytes_aligned!("nodemeter.bpf.o");
@@ -57,6 +57,13 @@ pub enum EbpfError {
     },
     #[error("{}: the tracepoint record has no field `{field}`", path.display())]
     TracefsField { path: PathBuf, field: &'static str },
+    #[error("{}: field `{field}` has size {size}, expected {expected}", path.display())]
+    TracefsFieldSize {
+        path: PathBuf,
+        field: &'static str,
+        size: u32,
+        expected: &'static str,
+    },
     #[error("mounting {fstype} at {}: {source}", path.display())]
     Mount {
         fstype: &'static str,
@@ -116,6 +123,8 @@ impl Probe {
 pub struct ProbeSelection {
     enabled: BTreeSet<Probe>,
     forced_failures: BTreeSet<Probe>,
+    /// Entries of the per-cgroup maps; `None` keeps the object's [`MAX_CGROUPS`].
+    cgroup_capacity: Option<u32>,
 }
 
 impl ProbeSelection {
@@ -123,7 +132,7 @@ impl ProbeSelection {
     pub fn all() -> Self {
         Self {
             enabled: Probe::ALL.iter().copied().collect(),
-            forced_failures: BTreeSet::new(),
+            ..Self::default()
         }
     }
 
@@ -154,6 +163,14 @@ impl ProbeSelection {
     #[must_use]
     pub fn force_failure(mut self, probe: Probe) -> Self {
         self.forced_failures.insert(probe);
+        self
+    }
+
+    /// Bounds the per-cgroup maps to `entries` cgroups instead of [`MAX_CGROUPS`]; inserts past
+    /// that count in [`KernelProbes::map_overflows`].
+    #[must_use]
+    pub fn with_cgroup_capacity(mut self, entries: u32) -> Self {
+        self.cgroup_capacity = Some(entries);
         self
     }
 
@@ -213,7 +230,16 @@ impl KernelProbes {
             }
         }
 
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        if let Some(entries) = enabled.cgroup_capacity {
+            loader.set_max_entries(maps::SCHED_COUNTERS, entries);
+        }
+        let mut ebpf = loader
+            .set_global(
+                globals::SCHED_SWITCH_PREV_PID_OFFSET,
+                &sched_switch.prev_pid_offset,
+                true,
+            )
             .set_global(
                 globals::SCHED_SWITCH_PREV_STATE_OFFSET,
                 &sched_switch.prev_state_offset,
@@ -428,6 +454,7 @@ fn attach_tracepoint(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Res
 
 /// What the sched_switch program needs to know about this kernel's record layout.
 struct SchedSwitchGlobals {
+    prev_pid_offset: u32,
     prev_state_offset: u32,
     prev_state_size: u32,
     preempted_state: u64,
@@ -436,6 +463,7 @@ struct SchedSwitchGlobals {
 impl SchedSwitchGlobals {
     fn defaults() -> Self {
         Self {
+            prev_pid_offset: nodemeter_ebpf_common::DEFAULT_PREV_PID_OFFSET,
             prev_state_offset: nodemeter_ebpf_common::DEFAULT_PREV_STATE_OFFSET,
             prev_state_size: 8,
             preempted_state: nodemeter_ebpf_common::DEFAULT_PREEMPTED_STATE,
@@ -445,12 +473,22 @@ impl SchedSwitchGlobals {
     fn read(tracefs_dir: &Path) -> Result<Self, EbpfError> {
         let path = tracefs_dir.join("events/sched/sched_switch/format");
         let format = tracefs::TracepointFormat::read(tracefs_dir, "sched", "sched_switch")?;
+        let prev_pid = format.field("prev_pid", &path)?;
+        if prev_pid.size != 4 {
+            return Err(EbpfError::TracefsFieldSize {
+                path,
+                field: "prev_pid",
+                size: prev_pid.size,
+                expected: "4",
+            });
+        }
         let prev_state = format.field("prev_state", &path)?;
         if prev_state.size != 4 && prev_state.size != 8 {
-            return Err(EbpfError::TracefsFormat {
+            return Err(EbpfError::TracefsFieldSize {
                 path,
-                line: 0,
-                expected: "`prev_state` of size 4 or 8",
+                field: "prev_state",
+                size: prev_state.size,
+                expected: "4 or 8",
             });
         }
         let preempted_state = format.sched_switch_preempted_state().unwrap_or_else(|| {
@@ -462,15 +500,46 @@ impl SchedSwitchGlobals {
             nodemeter_ebpf_common::DEFAULT_PREEMPTED_STATE
         });
         tracing::debug!(
+            prev_pid_offset = prev_pid.offset,
             prev_state_offset = prev_state.offset,
             prev_state_size = prev_state.size,
             preempted_state,
             "sched_switch record layout"
         );
         Ok(Self {
+            prev_pid_offset: prev_pid.offset,
             prev_state_offset: prev_state.offset,
             prev_state_size: prev_state.size,
             preempted_state,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_probes_can_move_to_a_collection_task() {
+        fn assert_send<T: Send>() {}
+        assert_send::<KernelProbes>();
+    }
+
+    #[test]
+    fn probe_names_round_trip() {
+        for &p in Probe::ALL {
+            assert_eq!(Probe::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Probe::from_name("sched_swich"), None);
+    }
+
+    #[test]
+    fn disabled_section_selects_nothing() {
+        let config = EbpfConfig {
+            enabled: false,
+            ..EbpfConfig::default()
+        };
+        assert!(ProbeSelection::from_config(&config).is_empty());
+        assert!(ProbeSelection::from_config(&EbpfConfig::default()).is_enabled(Probe::SchedSwitch));
     }
 }

@@ -12,7 +12,7 @@ use super::{
     EbpfConfig, KernelProbes, ProbeSelection, ProbeStatus, ProgramStats, check_privileges,
 };
 use crate::identity::Inventory;
-use crate::model::{Batch, MetricType, SourceId, StalenessTracker};
+use crate::model::{Batch, Labels, MetricType, SourceId, StalenessTracker};
 use crate::sources::SourceContext;
 use crate::sources::cgroup::Emitter;
 use crate::telemetry::{self, registry};
@@ -138,6 +138,8 @@ struct Reader {
     staleness: StalenessTracker,
     misses: HashMap<u64, u32>,
     stats: Arc<Mutex<KernelStats>>,
+    /// Target labels of local series; a container's own identity label of the same name wins.
+    target: Labels,
 }
 
 impl Reader {
@@ -153,6 +155,13 @@ impl Reader {
             match self.inventory.by_v2_id(id) {
                 Some(entry) => {
                     self.misses.remove(&id);
+                    let mut labels = entry.labels.builder();
+                    for l in self.target.iter() {
+                        if labels.get(&l.name).is_none() {
+                            labels.set_symbols(l.name.clone(), l.value.clone());
+                        }
+                    }
+                    let labels = labels.build();
                     for (kind, value) in
                         [("voluntary", c.voluntary), ("involuntary", c.involuntary)]
                     {
@@ -160,7 +169,7 @@ impl Reader {
                             CONTEXT_SWITCHES,
                             MetricType::Counter,
                             CONTEXT_SWITCHES_HELP,
-                            &entry.labels,
+                            &labels,
                             &[("kind", kind)],
                             value as f64,
                         );
@@ -203,7 +212,12 @@ pub struct EbpfSource {
 
 impl EbpfSource {
     /// A source over loaded probes; `inventory` resolves cgroup ids to containers.
-    pub fn new(probes: KernelProbes, inventory: Inventory, interval: Duration) -> Self {
+    pub fn new(
+        probes: KernelProbes,
+        inventory: Inventory,
+        target: Labels,
+        interval: Duration,
+    ) -> Self {
         let stats = PROBE_STATS.get().cloned().unwrap_or_default();
         Self {
             reader: Arc::new(Mutex::new(Reader {
@@ -212,6 +226,7 @@ impl EbpfSource {
                 staleness: StalenessTracker::new(),
                 misses: HashMap::new(),
                 stats,
+                target,
             })),
             interval,
         }
