@@ -124,10 +124,13 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         ],
     );
     // Let the memory settle, dd finish and the OOM kill happen.
-    for _ in 0..100 {
+    // Under load the interpreter can take seconds to start: wait for the allocation too.
+    for _ in 0..300 {
         let oom_kills = kv(&node.read("memory", &oom, "memory.oom_control"), "oom_kill");
         let written = node.read("blkio", &app, "blkio.throttle.io_service_bytes_recursive");
-        if oom_kills > 0 && written.contains(&format!("{whole} Write 16777216")) {
+        let rss = kv(&node.read("memory", &app, "memory.stat"), "total_rss");
+        if oom_kills > 0 && written.contains(&format!("{whole} Write 16777216")) && rss >= 64 << 20
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
