@@ -452,6 +452,10 @@ fn collect_cgroup(
             blkio::read(r, &t.dirs, c.devices, c.io);
             let v2 = t.dirs.blkio.is_none();
             blkio::emit(c.io, v2, c.devices, cache, e);
+            // cAdvisor builds these from its filesystem table: they come with the disk set.
+            if is_root && sets.disk {
+                machine::emit_diskstats(r, c.filesystems, c.io, c.devices, cache, e);
+            }
         } else {
             e.keep_alive(cache, Group::DiskIo);
         }
