@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::identity::{Hierarchies, Inventory};
 use crate::pipeline::Pipeline;
 use crate::sinks::exposition::{self, SeriesStore, ServerState};
+use crate::sinks::remote_write::RemoteWrite;
 use crate::sources::SourceContext;
 use crate::sources::cgroup::{self, CgroupSource};
 use crate::sources::ebpf::{self, EbpfSource};
@@ -45,10 +46,21 @@ impl Agent {
             config.exposition.series_ttl.as_std(),
         )));
         let exposition_rx = pipeline.add_sink("exposition");
-        let sinks = vec![tokio::spawn(exposition::run(
+        let mut sinks = vec![tokio::spawn(exposition::run(
             Arc::clone(&store),
             exposition_rx,
         ))];
+        // One sink for every endpoint: they share one WAL on disk, each with its own cursor.
+        if !config.remote_write.is_empty() {
+            let remote_write = RemoteWrite::start(
+                &config.remote_write,
+                &config.remote_write_wal,
+                &config.global.external_labels,
+            )
+            .context("remote write")?;
+            let rx = pipeline.add_sink("remote_write");
+            sinks.push(tokio::spawn(remote_write.run(rx)));
+        }
 
         let ctx = SourceContext {
             out: tx,
