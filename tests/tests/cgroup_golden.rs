@@ -148,7 +148,7 @@ fn layout(batch: &Batch) -> String {
         if s.labels.get("id") == Some("/") && s.labels.get("interface").is_some() {
             b.set("interface", "<host>");
         }
-        for k in ["kernelVersion", "osVersion"] {
+        for k in ["kernelVersion", "osVersion", "cadvisorVersion"] {
             if s.labels.get(k).is_some() {
                 b.set(k, "<host>");
             }

@@ -124,10 +124,13 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
         ],
     );
     // Let the memory settle, dd finish and the OOM kill happen.
-    for _ in 0..100 {
+    // Under load the interpreter can take seconds to start: wait for the allocation too.
+    for _ in 0..300 {
         let oom_kills = kv(&node.read("memory", &oom, "memory.oom_control"), "oom_kill");
         let written = node.read("blkio", &app, "blkio.throttle.io_service_bytes_recursive");
-        if oom_kills > 0 && written.contains(&format!("{whole} Write 16777216")) {
+        let rss = kv(&node.read("memory", &app, "memory.stat"), "total_rss");
+        if oom_kills > 0 && written.contains(&format!("{whole} Write 16777216")) && rss >= 64 << 20
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -151,6 +154,16 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
     let stat_before = node.read("cpuacct", &app, "cpuacct.stat");
     let psi_before = psi_some(&node.read("unified", &app, "cpu.pressure"));
     let periods_before = kv(&node.read("cpu", &app, "cpu.stat"), "nr_periods") as f64;
+    let sectors = || -> f64 {
+        std::fs::read_to_string("/proc/diskstats")
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w[0] == maj.to_string() && w[1] == min.to_string())
+            .map(|w| w[9].parse().unwrap())
+            .unwrap()
+    };
+    let sectors_before = sectors();
     let rx_before = netns_counter(&ns, "rx_bytes");
     let tx_before = netns_counter(&ns, "tx_bytes");
     let batch = src.collect_now(1_700_000_000_000);
@@ -164,6 +177,7 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
     let psi_after = psi_some(&node.read("unified", &app, "cpu.pressure"));
     let periods_after = kv(&node.read("cpu", &app, "cpu.stat"), "nr_periods") as f64;
     let rx_after = netns_counter(&ns, "rx_bytes");
+    let sectors_after = sectors();
     let tx_after = netns_counter(&ns, "tx_bytes");
 
     // Identity: every level of the pod is tracked, named from the path.
@@ -377,6 +391,19 @@ fn a_pod_on_real_v1_cgroups_matches_the_kernels_counters() {
             kernel(&bytes, op)
         );
     }
+
+    // The root's per-filesystem group from /proc/diskstats (only for the node root).
+    let root_dev = [("id", node.root.as_str()), ("device", device.as_str())];
+    if let Some(v) = value(&batch, "container_fs_sector_writes_total", &root_dev) {
+        within("root sectors written", v, sectors_before, sectors_after);
+    } else {
+        // The temp dir's filesystem is not a block-device mount of the host namespace.
+        println!("no diskstats group for {device}");
+    }
+    assert_eq!(
+        value(&batch, "container_fs_sector_writes_total", &a[..]),
+        None
+    );
 
     // network: only on the sandbox row, from the pod's namespace.
     let rx = value(

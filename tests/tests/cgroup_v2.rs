@@ -452,3 +452,53 @@ fn per_set_intervals_keep_series_alive_between_collections() {
     );
     assert!(value(&b2, "container_cpu_usage_seconds_total", &[("id", "/")]).is_some());
 }
+
+#[test]
+fn the_kube_prometheus_stack_preset_drops_what_the_chart_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write(
+        root,
+        "/",
+        &[
+            (
+                "cpu.stat",
+                "usage_usec 1000\nuser_usec 1000\nsystem_usec 0\n",
+            ),
+            ("cgroup.procs", ""),
+        ],
+    );
+    let h = Hierarchies {
+        unified: Some(root.to_path_buf()),
+        v1: BTreeMap::new(),
+    };
+    let config: CgroupConfig = serde_yaml_from(
+        "extra_cgroups: []\nrelabel_preset: kube-prometheus-stack\nmetric_relabel_configs:\n  - source_labels: [__name__]\n    regex: machine_swap_bytes\n    action: drop\n",
+    );
+    let src = CgroupSource::new(config, h, Inventory::new(), "n");
+    let b = src.collect_now(1000);
+    // Rule 8: the root cgroup has an id and no pod.
+    assert_eq!(
+        value(&b, "container_cpu_usage_seconds_total", &[("id", "/")]),
+        None
+    );
+    assert!(
+        value(&b, "machine_cpu_cores", &[]).is_some(),
+        "machine_* have no id"
+    );
+    assert_eq!(
+        value(&b, "machine_swap_bytes", &[]),
+        None,
+        "the user's rule runs after the preset"
+    );
+}
+
+fn serde_yaml_from(text: &str) -> CgroupConfig {
+    let full = format!(
+        "cgroup:\n{}",
+        text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    );
+    nodemeter::config::Config::from_yaml(&full, "test.yaml")
+        .unwrap()
+        .cgroup
+}

@@ -401,3 +401,56 @@ pub fn emit_filesystems(fs: &[Filesystem], cache: &mut SeriesCache, e: &mut Seri
         );
     }
 }
+
+/// The node root's second group of diskIO series, per filesystem device from
+/// /proc/diskstats, as cAdvisor appends them for `/`. cAdvisor divides the millisecond time
+/// columns by 1e9 as if they were nanoseconds; that quirk is reproduced so dashboards built on
+/// kubelet's numbers read the same. Reads and writes completed are left out for a device the
+/// cgroup group already reports (same labels, one series).
+pub fn emit_diskstats(
+    r: &mut super::read::FileReader,
+    fs: &[Filesystem],
+    cgroup_io: &[super::blkio::DeviceIo],
+    devices: &mut super::blkio::Devices,
+    cache: &mut SeriesCache,
+    e: &mut SeriesEmitter<'_>,
+) {
+    if fs.is_empty() {
+        return;
+    }
+    let cgroup_devices: Vec<String> = cgroup_io
+        .iter()
+        .map(|d| devices.labels(d.major, d.minor).device.clone())
+        .collect();
+    let Some(text) = r.read_path(Path::new("/proc/diskstats")) else {
+        return;
+    };
+    let g = Group::DiskIo;
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_ascii_whitespace().collect();
+        if w.len() < 14 {
+            continue;
+        }
+        let Some(f) = fs
+            .iter()
+            .find(|f| f.device.strip_prefix("/dev/") == Some(w[2]))
+        else {
+            continue;
+        };
+        let n = |i: usize| w[i].parse::<f64>().unwrap_or(0.0);
+        let dev = [("device", f.device.as_str())];
+        if !cgroup_devices.contains(&f.device) {
+            e.emit(cache, g, &FS_READS, &dev, n(3));
+            e.emit(cache, g, &FS_WRITES, &dev, n(7));
+        }
+        e.emit(cache, g, &FS_READS_MERGED, &dev, n(4));
+        e.emit(cache, g, &FS_SECTOR_READS, &dev, n(5));
+        e.emit(cache, g, &FS_READ_SECONDS, &dev, n(6) / 1e9);
+        e.emit(cache, g, &FS_WRITES_MERGED, &dev, n(8));
+        e.emit(cache, g, &FS_SECTOR_WRITES, &dev, n(9));
+        e.emit(cache, g, &FS_WRITE_SECONDS, &dev, n(10) / 1e9);
+        e.emit(cache, g, &FS_IO_CURRENT, &dev, n(11));
+        e.emit(cache, g, &FS_IO_TIME, &dev, n(12) / 1e9);
+        e.emit(cache, g, &FS_IO_TIME_WEIGHTED, &dev, n(13) / 1e9);
+    }
+}

@@ -84,6 +84,8 @@ pub struct Collector {
     pids: Vec<u32>,
     io: Vec<blkio::DeviceIo>,
     proc_cursor: usize,
+    /// Samples of the last cycle, to size the next batch.
+    last_samples: usize,
 }
 
 /// Which sets run this cycle.
@@ -150,6 +152,7 @@ impl Collector {
             pids: Vec::new(),
             io: Vec::new(),
             proc_cursor: 0,
+            last_samples: 0,
         }
     }
 
@@ -220,6 +223,7 @@ impl Collector {
             &self.target,
             self.relabel.as_ref(),
         );
+        emitter.reserve(self.last_samples + self.last_samples / 16);
         let now_secs = timestamp_ms as f64 / 1000.0;
         let mut budget = self.config.process_limits.max_pids_per_cycle;
         let mut next_cursor = None;
@@ -289,6 +293,7 @@ impl Collector {
         self.reader.vanished = 0;
         self.reader.failed = 0;
         let batch = emitter.finish();
+        self.last_samples = batch.samples.len();
         debug!(
             cgroups = n,
             samples = batch.samples.len(),
@@ -452,6 +457,10 @@ fn collect_cgroup(
             blkio::read(r, &t.dirs, c.devices, c.io);
             let v2 = t.dirs.blkio.is_none();
             blkio::emit(c.io, v2, c.devices, cache, e);
+            // cAdvisor builds these from its filesystem table: they come with the disk set.
+            if is_root && sets.disk {
+                machine::emit_diskstats(r, c.filesystems, c.io, c.devices, cache, e);
+            }
         } else {
             e.keep_alive(cache, Group::DiskIo);
         }
