@@ -187,17 +187,24 @@ impl ProbeSelection {
                 selection.enabled.insert(probe);
             }
         }
+        selection.with_forced_failures_from_env()
+    }
+
+    /// Adds the forced failures named in [`FORCE_FAIL_ENV`]; unknown names there are logged
+    /// and ignored.
+    #[must_use]
+    pub fn with_forced_failures_from_env(mut self) -> Self {
         if let Ok(names) = std::env::var(FORCE_FAIL_ENV) {
             for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 match Probe::from_name(name) {
                     Some(p) => {
-                        selection.forced_failures.insert(p);
+                        self.forced_failures.insert(p);
                     }
                     None => tracing::warn!(probe = name, "{FORCE_FAIL_ENV} names an unknown probe"),
                 }
             }
         }
-        selection
+        self
     }
 
     /// Makes `probe` fail at attach time (it stays enabled), for degradation tests.
