@@ -67,9 +67,7 @@ pub fn runq_wakeup(ctx: TracePointContext) -> u32 {
     };
     if pid != 0 {
         // SAFETY: no arguments.
-        let now = unsafe { bpf_ktime_get_ns() };
-        // An LRU insert cannot fail for lack of room: it evicts the oldest stamp.
-        let _ = RUNQ_ENQUEUED.insert(pid, now, 0);
+        stamp(pid, unsafe { bpf_ktime_get_ns() });
     }
     0
 }
@@ -96,7 +94,7 @@ pub fn runq_switch(ctx: TracePointContext) -> u32 {
     let preempted = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE) };
     let still_runnable = prev_state == 0 || prev_state & preempted != 0;
     if prev_pid != 0 && still_runnable {
-        let _ = RUNQ_ENQUEUED.insert(prev_pid, now, 0);
+        stamp(prev_pid, now);
     }
 
     let mut latency_ns = 0;
@@ -123,6 +121,19 @@ pub fn runq_switch(ctx: TracePointContext) -> u32 {
         };
     }
     0
+}
+
+/// Records when `pid` became runnable. Most tasks have an entry already (they ran before), and
+/// overwriting it in place skips the LRU update's locking, which costs more than the lookup.
+#[inline(always)]
+fn stamp(pid: u32, now: u64) {
+    if let Some(slot) = RUNQ_ENQUEUED.get_ptr_mut(pid) {
+        // SAFETY: a live map value; a racing writer can only store another stamp.
+        unsafe { *slot = now };
+        return;
+    }
+    // An LRU insert cannot fail for lack of room: it evicts the least recently used stamp.
+    let _ = RUNQ_ENQUEUED.insert(pid, now, 0);
 }
 
 #[inline(always)]
