@@ -230,3 +230,69 @@ fn own_cgroup_id() -> u64 {
         .trim_start_matches('/');
     cgroup_id(&cgroup2_root().join(rel)).unwrap()
 }
+
+/// This process's cgroup path in the v1 hierarchy of `controller`, from /proc/self/cgroup.
+fn own_v1_dir(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let rel = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.trim_start_matches('/').to_owned())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup").join(controller).join(rel);
+    dir.is_dir().then_some(dir)
+}
+
+#[test]
+fn a_process_over_its_memory_limit_is_an_oom_kill_of_its_own_container() {
+    assert_root();
+    let probes = load(Probe::OomKills);
+    let mut cgroup = TestCgroup::new("nodemeter-test-oom");
+    let id = cgroup.id();
+    // The limit: a v1 memory cgroup below this test's own (this host's memory controller is
+    // v1; on a pure v2 host the same limit is memory.max of the unified cgroup).
+    let memory_dir = match own_v1_dir("memory") {
+        Some(own) => {
+            let dir = own.join(format!("nodemeter-test-oom-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("memory.limit_in_bytes"), "64M").unwrap();
+            Some(dir)
+        }
+        None => {
+            std::fs::write(cgroup.dir.join("memory.max"), "64M").unwrap();
+            None
+        }
+    };
+    let join_memory = memory_dir
+        .as_ref()
+        .map(|d| format!("echo $$ > {}/cgroup.procs && ", d.display()))
+        .unwrap_or_default();
+    // The shell joins the memory cgroup, then becomes python, which writes 512 MiB.
+    let script =
+        format!("{join_memory}exec /usr/bin/python3 -c 'a = b\"x\" * (512 << 20); print(len(a))'");
+    let status = cgroup.spawn_sh(&script, None).wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "not OOM-killed: {status}"
+    );
+
+    let kills: Vec<(u64, u64)> = probes.read_oom_kills().unwrap();
+    eprintln!("cgroup {id}: oom kills {kills:?}");
+    let mine = kills.iter().find_map(|(c, n)| (*c == id).then_some(*n));
+    assert_eq!(mine, Some(1), "{kills:?}");
+    assert_eq!(probes.map_overflows(), 0);
+    drop(cgroup);
+    if let Some(dir) = memory_dir {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -24,6 +24,11 @@ pub mod maps {
     /// Process lifecycle counters: per-CPU hash keyed by cgroup v2 id (`u64`), value
     /// [`super::ProcessCounters`].
     pub const PROCESS_COUNTERS: &str = "PROCESS_COUNTERS";
+    /// Tasks chosen as OOM victims that have not exited yet: hash keyed by pid (`u32`), value
+    /// unused (`u8`).
+    pub const OOM_VICTIMS: &str = "OOM_VICTIMS";
+    /// OOM kills per cgroup of the victim: hash keyed by cgroup v2 id (`u64`), value `u64`.
+    pub const OOM_KILLS: &str = "OOM_KILLS";
 }
 
 /// Names of the programs in the object, as the loader looks them up.
@@ -40,6 +45,10 @@ pub mod programs {
     pub const PROCESS_EXEC: &str = "process_exec";
     /// `sched:sched_process_exit`: processes whose last thread exited.
     pub const PROCESS_EXIT: &str = "process_exit";
+    /// `oom:mark_victim`: remembers the victim's pid.
+    pub const OOM_MARK_VICTIM: &str = "oom_mark_victim";
+    /// `sched:sched_process_exit`: charges the kill to the victim's cgroup as it exits.
+    pub const OOM_VICTIM_EXIT: &str = "oom_victim_exit";
 }
 
 /// Slots of [`maps::MAP_OVERFLOWS`], one per bounded map whose inserts can fail.
@@ -50,6 +59,8 @@ pub mod overflow {
     pub const RUNQ_LATENCY: u32 = 1;
     /// Inserts into [`super::maps::PROCESS_COUNTERS`] that failed.
     pub const PROCESS_COUNTERS: u32 = 2;
+    /// Inserts into [`super::maps::OOM_VICTIMS`] or [`super::maps::OOM_KILLS`] that failed.
+    pub const OOM: u32 = 3;
     /// Number of slots (the array's size).
     pub const SLOTS: u32 = 4;
 }
@@ -78,7 +89,14 @@ pub mod globals {
     /// Byte offset of `group_dead` (1 byte) in the `sched:sched_process_exit` record (`u32`), or
     /// [`super::FIELD_ABSENT`] on kernels whose record lacks it (then every thread exit counts).
     pub const SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET: &str = "SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET";
+    /// Byte offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
+    pub const OOM_MARK_VICTIM_PID_OFFSET: &str = "OOM_MARK_VICTIM_PID_OFFSET";
 }
+
+/// Offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
+pub const DEFAULT_OOM_VICTIM_PID_OFFSET: u32 = 8;
+/// OOM victims awaiting their exit at once; far more than a node sees.
+pub const OOM_MAX_VICTIMS: u32 = 1024;
 
 /// A record-offset global's value when the field does not exist on this kernel.
 pub const FIELD_ABSENT: u32 = u32::MAX;

@@ -50,6 +50,8 @@ pub struct ProbesConfig {
     /// `task:task_newtask`, `sched:sched_process_exec`/`sched_process_exit`: process forks,
     /// execs and exits per cgroup.
     pub process_events: bool,
+    /// `oom:mark_victim` and `sched:sched_process_exit`: OOM kills per cgroup of the victim.
+    pub oom_kills: bool,
 }
 
 impl Default for ProbesConfig {
@@ -58,6 +60,7 @@ impl Default for ProbesConfig {
             sched_switch: true,
             runqueue_latency: true,
             process_events: true,
+            oom_kills: true,
         }
     }
 }

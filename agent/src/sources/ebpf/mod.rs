@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
 use aya::programs::{ProgramError, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use nodemeter_ebpf_common::{globals, maps, overflow, programs};
@@ -22,8 +22,8 @@ use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
 pub use self::source::{
-    CONTEXT_SWITCHES, EbpfSource, PROCESS_EXECS, PROCESS_EXITS, PROCESS_FORKS, RUNQUEUE_LATENCY,
-    SOURCE_NAME, load_probes,
+    CONTEXT_SWITCHES, EbpfSource, OOM_KILLS, PROCESS_EXECS, PROCESS_EXITS, PROCESS_FORKS,
+    RUNQUEUE_LATENCY, SOURCE_NAME, load_probes,
 };
 pub use nodemeter_ebpf_common::{
     MAX_CGROUPS, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCounters,
@@ -100,6 +100,8 @@ pub enum Probe {
     /// Process forks, execs and exits per cgroup (`task_newtask`, `sched_process_exec`,
     /// `sched_process_exit`).
     ProcessEvents,
+    /// OOM kills per cgroup of the victim (`oom:mark_victim`, `sched_process_exit`).
+    OomKills,
 }
 
 impl Probe {
@@ -107,6 +109,7 @@ impl Probe {
         Probe::SchedSwitch,
         Probe::RunqueueLatency,
         Probe::ProcessEvents,
+        Probe::OomKills,
     ];
 
     /// The probe's name in config, logs, self-metrics and statuses.
@@ -115,6 +118,7 @@ impl Probe {
             Probe::SchedSwitch => "sched_switch",
             Probe::RunqueueLatency => "runqueue_latency",
             Probe::ProcessEvents => "process_events",
+            Probe::OomKills => "oom_kills",
         }
     }
 
@@ -132,6 +136,7 @@ impl Probe {
                 programs::PROCESS_EXEC,
                 programs::PROCESS_EXIT,
             ],
+            Probe::OomKills => &[programs::OOM_MARK_VICTIM, programs::OOM_VICTIM_EXIT],
         }
     }
 
@@ -148,6 +153,10 @@ impl Probe {
                 (programs::PROCESS_FORK, "task", "task_newtask"),
                 (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
                 (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
+            ],
+            Probe::OomKills => &[
+                (programs::OOM_MARK_VICTIM, "oom", "mark_victim"),
+                (programs::OOM_VICTIM_EXIT, "sched", "sched_process_exit"),
             ],
         }
     }
@@ -182,6 +191,7 @@ impl ProbeSelection {
             (config.probes.sched_switch, Probe::SchedSwitch),
             (config.probes.runqueue_latency, Probe::RunqueueLatency),
             (config.probes.process_events, Probe::ProcessEvents),
+            (config.probes.oom_kills, Probe::OomKills),
         ] {
             if on {
                 selection.enabled.insert(probe);
@@ -258,6 +268,7 @@ pub struct KernelProbes {
     sched_counters: PerCpuHashMap<MapData, u64, SchedCounters>,
     runq_latency: PerCpuHashMap<MapData, u64, RunqHistogram>,
     process_counters: PerCpuHashMap<MapData, u64, ProcessCounters>,
+    oom_kills: HashMap<MapData, u64, u64>,
     overflows: PerCpuArray<MapData, u64>,
     /// Kernel run-time stats stay on while this fd is open.
     _stats: Option<OwnedFd>,
@@ -295,6 +306,14 @@ impl KernelProbes {
                 Err(e) => early_failures.push((Probe::RunqueueLatency, e.to_string())),
             }
         }
+        if enabled.is_enabled(Probe::OomKills) {
+            match tracefs::ensure_tracefs()
+                .and_then(|dir| field_offset(&dir, "oom", "mark_victim", "pid", 4))
+            {
+                Ok(offset) => record.oom_victim_pid_offset = offset,
+                Err(e) => early_failures.push((Probe::OomKills, e.to_string())),
+            }
+        }
         if enabled.is_enabled(Probe::ProcessEvents) {
             match tracefs::ensure_tracefs().and_then(|dir| record.read_process(&dir)) {
                 Ok(()) => {}
@@ -307,6 +326,7 @@ impl KernelProbes {
             loader.set_max_entries(maps::SCHED_COUNTERS, entries);
             loader.set_max_entries(maps::RUNQ_LATENCY, entries);
             loader.set_max_entries(maps::PROCESS_COUNTERS, entries);
+            loader.set_max_entries(maps::OOM_KILLS, entries);
         }
         let mut ebpf = loader
             .set_global(
@@ -349,6 +369,11 @@ impl KernelProbes {
                 &record.group_dead_offset,
                 true,
             )
+            .set_global(
+                globals::OOM_MARK_VICTIM_PID_OFFSET,
+                &record.oom_victim_pid_offset,
+                true,
+            )
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
 
@@ -356,6 +381,7 @@ impl KernelProbes {
         let overflows = take_map(&mut ebpf, maps::MAP_OVERFLOWS)?;
         let runq_latency = take_map(&mut ebpf, maps::RUNQ_LATENCY)?;
         let process_counters = take_map(&mut ebpf, maps::PROCESS_COUNTERS)?;
+        let oom_kills = take_map(&mut ebpf, maps::OOM_KILLS)?;
 
         let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
             Ok(fd) => Some(fd),
@@ -398,6 +424,7 @@ impl KernelProbes {
             sched_counters,
             runq_latency,
             process_counters,
+            oom_kills,
             overflows,
             _stats: stats,
         })
@@ -464,6 +491,19 @@ impl KernelProbes {
         Ok(out)
     }
 
+    /// OOM kills per cgroup id of the victim.
+    pub fn read_oom_kills(&self) -> Result<Vec<(u64, u64)>, EbpfError> {
+        self.oom_kills
+            .iter()
+            .map(|entry| {
+                entry.map_err(|source| EbpfError::Map {
+                    name: maps::OOM_KILLS,
+                    source,
+                })
+            })
+            .collect()
+    }
+
     /// Inserts the programs could not make because a bounded map was full, over all maps and
     /// CPUs since load. Non-zero means per-cgroup counts are missing events.
     pub fn map_overflows(&self) -> u64 {
@@ -520,6 +560,7 @@ impl KernelProbes {
                 (maps::SCHED_COUNTERS, self.sched_counters.remove(id)),
                 (maps::RUNQ_LATENCY, self.runq_latency.remove(id)),
                 (maps::PROCESS_COUNTERS, self.process_counters.remove(id)),
+                (maps::OOM_KILLS, self.oom_kills.remove(id)),
             ];
             let mut had_entry = false;
             for (name, result) in results {
@@ -628,6 +669,7 @@ struct RecordGlobals {
     wakeup_pid_offset: u32,
     clone_flags_offset: u32,
     group_dead_offset: u32,
+    oom_victim_pid_offset: u32,
 }
 
 impl RecordGlobals {
@@ -637,6 +679,7 @@ impl RecordGlobals {
             wakeup_pid_offset: nodemeter_ebpf_common::DEFAULT_WAKEUP_PID_OFFSET,
             clone_flags_offset: nodemeter_ebpf_common::DEFAULT_CLONE_FLAGS_OFFSET,
             group_dead_offset: nodemeter_ebpf_common::DEFAULT_GROUP_DEAD_OFFSET,
+            oom_victim_pid_offset: nodemeter_ebpf_common::DEFAULT_OOM_VICTIM_PID_OFFSET,
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `nodemeter_container_runqueue_latency_seconds` | histogram | seconds | `runqueue_latency` | time from runnable (woken, or switched out while runnable) to running; buckets `le` = 2^k µs for k = 0..25 (1 µs … 33.55 s) and `+Inf`; `_sum` has ns resolution |
 //! | `nodemeter_container_process_forks_total` | counter | processes | `process_events` | new processes (clones without `CLONE_THREAD`) created by the container's tasks |
 //! | `nodemeter_container_process_execs_total` | counter | execs | `process_events` | successful `execve`s |
+//! | `nodemeter_container_oom_kills_total` | counter | kills | `oom_kills` | processes of the container killed by the OOM killer (global or memcg), counted when the victim exits, in the victim's own cgroup |
 //! | `nodemeter_container_process_exits_total` | counter | processes | `process_events` | processes whose last thread exited (every thread exit on kernels without `group_dead`) |
 
 use std::collections::HashMap;
@@ -46,6 +47,11 @@ const PROCESS_EXECS_HELP: &str = "Successful execve calls of the container's tas
 /// `process_events`: processes that exited.
 pub const PROCESS_EXITS: &str = "nodemeter_container_process_exits_total";
 const PROCESS_EXITS_HELP: &str = "Processes of the container whose last thread exited.";
+
+/// `oom_kills`: OOM kills of the container's processes.
+pub const OOM_KILLS: &str = "nodemeter_container_oom_kills_total";
+const OOM_KILLS_HELP: &str =
+    "Processes of the container killed by the OOM killer (counted in the victim's container).";
 
 /// Cycles a map entry's cgroup id may stay unknown to the inventory before the entry is
 /// deleted. The inventory can lag a new cgroup by a cycle; ids outside the tracked root are
@@ -169,6 +175,7 @@ impl Reader {
         let counters = self.probes.read_sched_counters()?;
         let histograms = self.probes.read_runqueue_latency()?;
         let processes = self.probes.read_process_counters()?;
+        let oom_kills = self.probes.read_oom_kills()?;
         let mut emitter = Emitter::new(
             SourceId::new(SOURCE_NAME),
             timestamp_ms,
@@ -219,6 +226,20 @@ impl Reader {
                     value as f64,
                 );
             }
+        }
+        for (id, kills) in oom_kills {
+            let Some(entry) = self.inventory.by_v2_id(id) else {
+                unknown.push(id);
+                continue;
+            };
+            emitter.emit(
+                OOM_KILLS,
+                MetricType::Counter,
+                OOM_KILLS_HELP,
+                &entry.labels,
+                &[],
+                kills as f64,
+            );
         }
         // Ids every map knows about that resolve now; an id missing from only one map (a
         // cgroup that never ran a probe's hook) must not count as a miss.
