@@ -31,6 +31,9 @@ enum Command {
         /// Override `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Override `remote_write_wal.dir` (where the remote-write WAL lives).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Work with config files.
     #[command(subcommand)]
@@ -56,7 +59,11 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, listen } => run(config, listen),
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+        } => run(config, listen, data_dir),
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
             Ok(_) => {
                 eprintln!("{}: ok", file.display());
@@ -95,7 +102,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
+fn run(
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
     let config = match &config_path {
         Some(p) => Config::load(p),
         None => Config::embedded_default(),
@@ -109,6 +120,9 @@ fn run(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
     };
     if let Some(l) = listen {
         config.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        config.remote_write_wal.dir = d;
     }
     if let Err(e) = telemetry::init_logging(&config.logging) {
         eprintln!("nodemeter: {e:#}");

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::identity::{Hierarchies, Inventory};
 use crate::pipeline::Pipeline;
 use crate::sinks::exposition::{self, SeriesStore, ServerState};
+use crate::sinks::remote_write::RemoteWrite;
 use crate::sources::SourceContext;
 use crate::sources::cgroup::{self, CgroupSource};
 use crate::sources::ebpf::{self, EbpfSource};
@@ -45,10 +46,21 @@ impl Agent {
             config.exposition.series_ttl.as_std(),
         )));
         let exposition_rx = pipeline.add_sink("exposition");
-        let sinks = vec![tokio::spawn(exposition::run(
+        let mut sinks = vec![tokio::spawn(exposition::run(
             Arc::clone(&store),
             exposition_rx,
         ))];
+        // One sink for every endpoint: they share one WAL on disk, each with its own cursor.
+        if !config.remote_write.is_empty() {
+            let remote_write = RemoteWrite::start(
+                &config.remote_write,
+                &config.remote_write_wal,
+                &config.global.external_labels,
+            )
+            .context("remote write")?;
+            let rx = pipeline.add_sink("remote_write");
+            sinks.push(tokio::spawn(remote_write.run(rx)));
+        }
 
         let ctx = SourceContext {
             out: tx,
@@ -57,12 +69,26 @@ impl Agent {
         };
         let mut tasks = JoinSet::new();
         let inventory = Inventory::new();
+        let node_name = config.node.resolved_name();
+        // Every local series (cgroupfs and eBPF) carries the same target labels.
+        let local_target_labels = cgroup::target_labels(
+            config
+                .cgroup
+                .resolved_target_labels(&node_name)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
 
         if config.cgroup.enabled {
             let hierarchies =
                 Hierarchies::detect(&config.cgroup.mounts).context("cgroup source")?;
             info!(mode = hierarchies.mode().as_str(), unified = ?hierarchies.unified, v1 = ?hierarchies.v1.keys().collect::<Vec<_>>(), "cgroup hierarchies");
-            let source = CgroupSource::new(config.cgroup.clone(), hierarchies, inventory.clone());
+            let source = CgroupSource::new(
+                config.cgroup.clone(),
+                hierarchies,
+                inventory.clone(),
+                &node_name,
+            );
             readiness.expect(cgroup::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {
@@ -73,7 +99,12 @@ impl Agent {
         }
         // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
         if let Some(probes) = ebpf::load_probes(&config.ebpf) {
-            let source = EbpfSource::new(probes, inventory.clone(), config.ebpf.interval.as_std());
+            let source = EbpfSource::new(
+                probes,
+                inventory.clone(),
+                local_target_labels,
+                config.ebpf.interval.as_std(),
+            );
             readiness.expect(ebpf::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {

@@ -3,7 +3,10 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod cgroups;
 pub mod metrics;
+pub mod receivers;
+pub mod sink;
 pub mod workload;
 
 /// Whether this process may create cgroups and load eBPF programs. The suite runs as root in

@@ -19,6 +19,7 @@ pub use duration::Duration;
 pub use error::{ConfigError, Located};
 pub use source_map::{Position, SourceMap};
 
+use crate::sinks::remote_write::{RemoteWriteConfig, WalConfig};
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
 
@@ -37,9 +38,10 @@ pub struct Config {
     /// Prometheus `scrape_configs` (not supported by this version yet: setting it is an error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_configs: Option<serde_yaml::Value>,
-    /// Prometheus `remote_write` (not supported by this version yet: setting it is an error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_write: Option<serde_yaml::Value>,
+    /// Prometheus `remote_write`: endpoints to send everything collected to.
+    pub remote_write: Vec<RemoteWriteConfig>,
+    /// The write-ahead log in front of remote write (nodemeter's own section).
+    pub remote_write_wal: WalConfig,
     /// The HTTP server for `/metrics`, `/healthz` and `/readyz`.
     pub server: ServerConfig,
     /// Log output of the agent itself.
@@ -262,12 +264,15 @@ impl Config {
                 "not supported by this version of nodemeter yet".into(),
             ));
         }
-        if self.remote_write.as_ref().is_some_and(|v| !v.is_null()) {
-            problems.push((
-                "remote_write".into(),
-                "not supported by this version of nodemeter yet".into(),
-            ));
-        }
+        problems.extend(crate::sinks::remote_write::config::validate_all(
+            &self.remote_write,
+        ));
+        problems.extend(
+            self.remote_write_wal
+                .validate()
+                .into_iter()
+                .map(|(p, m)| (format!("remote_write_wal.{p}"), m)),
+        );
         if self.global.scrape_timeout > self.global.scrape_interval {
             problems.push((
                 "global.scrape_timeout".into(),

@@ -115,8 +115,8 @@ fn syntax_errors_carry_the_parser_location() {
 
 #[test]
 fn prometheus_sections_not_yet_supported_are_named() {
-    let e = located("remote_write:\n  - url: http://x/api/v1/write\n");
-    assert_eq!((e.line, e.path.as_str()), (Some(1), "remote_write"));
+    let e = located("scrape_configs:\n  - job_name: x\n");
+    assert_eq!((e.line, e.path.as_str()), (Some(1), "scrape_configs"));
     assert!(e.message.contains("not supported"));
 }
 
@@ -128,4 +128,17 @@ fn unreadable_file_is_a_read_error() {
             .starts_with("/nonexistent/nodemeter.yaml: cannot read:"),
         "{e}"
     );
+}
+
+#[test]
+fn remote_write_errors_name_the_entry_and_key() {
+    let e = located(
+        "remote_write:\n  - url: http://a/\n  - url: http://b/\n    queue_config:\n      max_shards: 0\n",
+    );
+    assert_eq!(e.path, "remote_write[1].queue_config.max_shards");
+    let e = located(
+        "remote_write:\n  - url: http://a/\n    write_relabel_configs:\n      - action: keep\n      - action: hashmod\n        target_label: x\n",
+    );
+    assert_eq!(e.path, "remote_write[0].write_relabel_configs[1]");
+    assert!(e.message.contains("modulus"), "{}", e.message);
 }

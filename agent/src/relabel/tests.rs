@@ -278,14 +278,23 @@ fn copying_a_label_follows_the_regex() {
     // `(.+)` does not match an empty value: the target is left alone.
     let yaml = "- source_labels: [a]\n  regex: (.+)\n  target_label: b\n  replacement: ${1}";
     assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[("b", "old")]));
-    assert_eq!(relabel(yaml, &[("a", "v"), ("b", "old")]), expect(&[("a", "v"), ("b", "v")]));
+    assert_eq!(
+        relabel(yaml, &[("a", "v"), ("b", "old")]),
+        expect(&[("a", "v"), ("b", "v")])
+    );
     // `.*` matches it and `$0` expands to "", which deletes the target.
     let yaml = "- source_labels: [a]\n  regex: .*\n  target_label: b\n  replacement: $0";
     assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[]));
-    assert_eq!(relabel(yaml, &[("a", "v")]), expect(&[("a", "v"), ("b", "v")]));
+    assert_eq!(
+        relabel(yaml, &[("a", "v")]),
+        expect(&[("a", "v"), ("b", "v")])
+    );
     // A literal regex copies only that value.
     let yaml = "- source_labels: [a]\n  regex: prod\n  target_label: b\n  replacement: $0";
-    assert_eq!(relabel(yaml, &[("a", "prod")]), expect(&[("a", "prod"), ("b", "prod")]));
+    assert_eq!(
+        relabel(yaml, &[("a", "prod")]),
+        expect(&[("a", "prod"), ("b", "prod")])
+    );
     assert_eq!(relabel(yaml, &[("a", "dev")]), expect(&[("a", "dev")]));
 }
 

@@ -24,7 +24,7 @@ use super::{
     check_privileges, runq_bucket_upper_seconds,
 };
 use crate::identity::Inventory;
-use crate::model::{Batch, FamilyMetadata, MetricType, SourceId, StalenessTracker};
+use crate::model::{Batch, FamilyMetadata, Labels, MetricType, SourceId, StalenessTracker};
 use crate::sources::SourceContext;
 use crate::sources::cgroup::Emitter;
 use crate::telemetry::{self, registry};
@@ -168,6 +168,8 @@ struct Reader {
     staleness: StalenessTracker,
     misses: HashMap<u64, u32>,
     stats: Arc<Mutex<KernelStats>>,
+    /// Target labels of local series; a container's own identity label of the same name wins.
+    target: Labels,
 }
 
 impl Reader {
@@ -183,7 +185,7 @@ impl Reader {
         );
         let mut unknown = Vec::new();
         for (id, c) in counters {
-            let Some(entry) = self.inventory.by_v2_id(id) else {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
                 unknown.push(id);
                 continue;
             };
@@ -192,7 +194,7 @@ impl Reader {
                     CONTEXT_SWITCHES,
                     MetricType::Counter,
                     CONTEXT_SWITCHES_HELP,
-                    &entry.labels,
+                    &labels,
                     &[("kind", kind)],
                     value as f64,
                 );
@@ -200,15 +202,15 @@ impl Reader {
         }
         let mut has_histograms = false;
         for (id, h) in histograms {
-            let Some(entry) = self.inventory.by_v2_id(id) else {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
                 unknown.push(id);
                 continue;
             };
             has_histograms = true;
-            emit_histogram(&mut emitter, &entry.labels, &h);
+            emit_histogram(&mut emitter, &labels, &h);
         }
         for (id, c) in processes {
-            let Some(entry) = self.inventory.by_v2_id(id) else {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
                 unknown.push(id);
                 continue;
             };
@@ -217,18 +219,11 @@ impl Reader {
                 (PROCESS_EXECS, PROCESS_EXECS_HELP, c.execs),
                 (PROCESS_EXITS, PROCESS_EXITS_HELP, c.exits),
             ] {
-                emitter.emit(
-                    name,
-                    MetricType::Counter,
-                    help,
-                    &entry.labels,
-                    &[],
-                    value as f64,
-                );
+                emitter.emit(name, MetricType::Counter, help, &labels, &[], value as f64);
             }
         }
         for (id, kills) in oom_kills {
-            let Some(entry) = self.inventory.by_v2_id(id) else {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
                 unknown.push(id);
                 continue;
             };
@@ -236,7 +231,7 @@ impl Reader {
                 OOM_KILLS,
                 MetricType::Counter,
                 OOM_KILLS_HELP,
-                &entry.labels,
+                &labels,
                 &[],
                 kills as f64,
             );
@@ -284,6 +279,19 @@ impl Reader {
         }
         Ok(batch)
     }
+}
+
+/// The container's identity labels plus the target labels it does not set itself; `None` when
+/// the inventory does not know the cgroup id.
+fn identity(inventory: &Inventory, target: &Labels, cgroup_id: u64) -> Option<Labels> {
+    let entry = inventory.by_v2_id(cgroup_id)?;
+    let mut labels = entry.labels.builder();
+    for l in target.iter() {
+        if labels.get(&l.name).is_none() {
+            labels.set_symbols(l.name.clone(), l.value.clone());
+        }
+    }
+    Some(labels.build())
 }
 
 /// The `_bucket` (cumulative, with `le`), `_sum` and `_count` series of one cgroup's histogram.
@@ -354,7 +362,12 @@ pub struct EbpfSource {
 
 impl EbpfSource {
     /// A source over loaded probes; `inventory` resolves cgroup ids to containers.
-    pub fn new(probes: KernelProbes, inventory: Inventory, interval: Duration) -> Self {
+    pub fn new(
+        probes: KernelProbes,
+        inventory: Inventory,
+        target: Labels,
+        interval: Duration,
+    ) -> Self {
         let stats = PROBE_STATS.get().cloned().unwrap_or_default();
         Self {
             reader: Arc::new(Mutex::new(Reader {
@@ -363,6 +376,7 @@ impl EbpfSource {
                 staleness: StalenessTracker::new(),
                 misses: HashMap::new(),
                 stats,
+                target,
             })),
             interval,
         }
