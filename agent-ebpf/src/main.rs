@@ -5,6 +5,12 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod oom;
+#[cfg(target_arch = "bpf")]
+mod process;
+#[cfg(target_arch = "bpf")]
+mod runqueue;
+#[cfg(target_arch = "bpf")]
 mod sched_switch;
 
 #[cfg(target_arch = "bpf")]

@@ -35,18 +35,19 @@ static SCHED_COUNTERS: PerCpuHashMap<u64, SchedCounters> =
     PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
 
 #[map]
-static MAP_OVERFLOWS: PerCpuArray<u64> = PerCpuArray::with_max_entries(overflow::SLOTS, 0);
+pub(crate) static MAP_OVERFLOWS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(overflow::SLOTS, 0);
 
 // Load-time globals (see `nodemeter_ebpf_common::globals`). They live in .rodata, which the
 // loader freezes, so the verifier sees constants and removes the branches they rule out.
 #[unsafe(no_mangle)]
-static SCHED_SWITCH_PREV_PID_OFFSET: u32 = DEFAULT_PREV_PID_OFFSET;
+pub(crate) static SCHED_SWITCH_PREV_PID_OFFSET: u32 = DEFAULT_PREV_PID_OFFSET;
 #[unsafe(no_mangle)]
-static SCHED_SWITCH_PREV_STATE_OFFSET: u32 = DEFAULT_PREV_STATE_OFFSET;
+pub(crate) static SCHED_SWITCH_PREV_STATE_OFFSET: u32 = DEFAULT_PREV_STATE_OFFSET;
 #[unsafe(no_mangle)]
-static SCHED_SWITCH_PREV_STATE_SIZE: u32 = 8;
+pub(crate) static SCHED_SWITCH_PREV_STATE_SIZE: u32 = 8;
 #[unsafe(no_mangle)]
-static SCHED_SWITCH_PREEMPTED_STATE: u64 = DEFAULT_PREEMPTED_STATE;
+pub(crate) static SCHED_SWITCH_PREEMPTED_STATE: u64 = DEFAULT_PREEMPTED_STATE;
 
 #[tracepoint(category = "sched", name = "sched_switch")]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
@@ -109,7 +110,7 @@ fn count(cgroup_id: u64, voluntary: bool) -> bool {
 }
 
 #[inline(always)]
-fn record_overflow(slot: u32) {
+pub(crate) fn record_overflow(slot: u32) {
     if let Some(n) = MAP_OVERFLOWS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, preemption disabled (see `count`).
         unsafe { *n += 1 };
@@ -118,7 +119,7 @@ fn record_overflow(slot: u32) {
 
 /// `prev_pid` and `prev_state` of the record.
 #[inline(always)]
-fn read_prev(ctx: &TracePointContext) -> (u32, u64) {
+pub(crate) fn read_prev(ctx: &TracePointContext) -> (u32, u64) {
     // SAFETY: see `SCHED_SWITCH_PREEMPTED_STATE` in `sched_switch`.
     let (pid_offset, state_offset, state_size) = unsafe {
         (

@@ -42,6 +42,10 @@ enum Command {
     /// with Prometheus keys) and prints one line each: `{"labels": {...}}`, `{"dropped": true}`
     /// or `{"error": "..."}`.
     Relabel,
+    /// Check whether this node supports everything: kernel, BTF, cgroup mode, capabilities,
+    /// tracefs, bpffs, and for every kernel probe whether it loads and attaches (and why not).
+    /// Exit code 0 only when the node is fully supported, 1 otherwise.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +81,15 @@ fn main() -> ExitCode {
                     eprintln!("nodemeter relabel: {e}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Check => {
+            let report = nodemeter::diag::check::run();
+            let written = report.write_to(&mut std::io::stdout().lock());
+            if written.is_ok() && report.fully_supported() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::Config(ConfigCommand::Default) => {

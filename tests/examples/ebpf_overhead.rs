@@ -39,7 +39,10 @@ fn main() -> anyhow::Result<()> {
         bail!("perf bench failed: {status}");
     }
     for after in probes.program_stats() {
-        let Some(b) = before.iter().find(|b| b.name == after.name) else {
+        let Some(b) = before
+            .iter()
+            .find(|b| b.name == after.name && b.program == after.program)
+        else {
             continue;
         };
         let runs = after.run_count - b.run_count;
@@ -47,8 +50,8 @@ fn main() -> anyhow::Result<()> {
         #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
         let per_event = ns as f64 / runs.max(1) as f64;
         println!(
-            "{}: {runs} runs, {ns} ns, {per_event:.1} ns/run",
-            after.name
+            "{}/{}: {runs} runs, {ns} ns, {per_event:.1} ns/run",
+            after.name, after.program
         );
     }
     println!("map overflows: {}", probes.map_overflows());

@@ -12,18 +12,55 @@ pub mod maps {
     /// Per-CPU array of `u64`: how many times a program could not insert a new key into one of
     /// the bounded maps (map full). Indexed by [`super::overflow`] slots.
     pub const MAP_OVERFLOWS: &str = "MAP_OVERFLOWS";
+    /// When each task became runnable: LRU hash keyed by pid (thread id, `u32`), value
+    /// `bpf_ktime_get_ns()` (`u64`), 0 once the task got the CPU.
+    pub const RUNQ_ENQUEUED: &str = "RUNQ_ENQUEUED";
+    /// Per-CPU array of one [`super::RunqPending`]: the latency of the task that got this CPU
+    /// last, charged to its cgroup when it leaves the CPU (then it is "current").
+    pub const RUNQ_PENDING: &str = "RUNQ_PENDING";
+    /// Run-queue latency histograms: per-CPU hash (not preallocated) keyed by cgroup v2 id
+    /// (`u64`), value [`super::RunqHistogram`].
+    pub const RUNQ_LATENCY: &str = "RUNQ_LATENCY";
+    /// Process lifecycle counters: per-CPU hash keyed by cgroup v2 id (`u64`), value
+    /// [`super::ProcessCounters`].
+    pub const PROCESS_COUNTERS: &str = "PROCESS_COUNTERS";
+    /// Tasks chosen as OOM victims that have not exited yet: hash keyed by pid (`u32`), value
+    /// unused (`u8`).
+    pub const OOM_VICTIMS: &str = "OOM_VICTIMS";
+    /// OOM kills per cgroup of the victim: hash keyed by cgroup v2 id (`u64`), value `u64`.
+    pub const OOM_KILLS: &str = "OOM_KILLS";
 }
 
 /// Names of the programs in the object, as the loader looks them up.
 pub mod programs {
     /// `sched:sched_switch` tracepoint counting context switches per cgroup.
     pub const SCHED_SWITCH: &str = "sched_switch";
+    /// `sched:sched_wakeup` and `sched:sched_wakeup_new`: stamps when a task became runnable.
+    pub const RUNQ_WAKEUP: &str = "runq_wakeup";
+    /// `sched:sched_switch`: turns the stamp of the task switched in into a latency sample.
+    pub const RUNQ_SWITCH: &str = "runq_switch";
+    /// `task:task_newtask`: new processes (not threads) per cgroup of the parent.
+    pub const PROCESS_FORK: &str = "process_fork";
+    /// `sched:sched_process_exec`.
+    pub const PROCESS_EXEC: &str = "process_exec";
+    /// `sched:sched_process_exit`: processes whose last thread exited.
+    pub const PROCESS_EXIT: &str = "process_exit";
+    /// `oom:mark_victim`: remembers the victim's pid.
+    pub const OOM_MARK_VICTIM: &str = "oom_mark_victim";
+    /// `sched:sched_process_exit`: charges the kill to the victim's cgroup as it exits.
+    pub const OOM_VICTIM_EXIT: &str = "oom_victim_exit";
 }
 
 /// Slots of [`maps::MAP_OVERFLOWS`], one per bounded map whose inserts can fail.
 pub mod overflow {
     /// Inserts into [`super::maps::SCHED_COUNTERS`] that failed.
     pub const SCHED_COUNTERS: u32 = 0;
+    /// Inserts into [`super::maps::RUNQ_LATENCY`] that failed.
+    pub const RUNQ_LATENCY: u32 = 1;
+    /// Inserts into [`super::maps::PROCESS_COUNTERS`] that failed.
+    pub const PROCESS_COUNTERS: u32 = 2;
+    /// Inserts into [`super::maps::OOM_VICTIMS`] or [`super::maps::OOM_KILLS`] that failed.
+    pub const OOM: u32 = 3;
     /// Number of slots (the array's size).
     pub const SLOTS: u32 = 4;
 }
@@ -42,6 +79,148 @@ pub mod globals {
     pub const SCHED_SWITCH_PREV_STATE_SIZE: &str = "SCHED_SWITCH_PREV_STATE_SIZE";
     /// The `prev_state` value the kernel reports for a preempted task: `TASK_REPORT_MAX` (`u64`).
     pub const SCHED_SWITCH_PREEMPTED_STATE: &str = "SCHED_SWITCH_PREEMPTED_STATE";
+    /// Byte offset of `next_pid` (4 bytes) in the `sched:sched_switch` record (`u32`).
+    pub const SCHED_SWITCH_NEXT_PID_OFFSET: &str = "SCHED_SWITCH_NEXT_PID_OFFSET";
+    /// Byte offset of `pid` (4 bytes) in the `sched:sched_wakeup`/`sched_wakeup_new` records
+    /// (`u32`; both records have the same layout).
+    pub const SCHED_WAKEUP_PID_OFFSET: &str = "SCHED_WAKEUP_PID_OFFSET";
+    /// Byte offset of `clone_flags` (8 bytes) in the `task:task_newtask` record (`u32`).
+    pub const TASK_NEWTASK_CLONE_FLAGS_OFFSET: &str = "TASK_NEWTASK_CLONE_FLAGS_OFFSET";
+    /// Byte offset of `group_dead` (1 byte) in the `sched:sched_process_exit` record (`u32`), or
+    /// [`super::FIELD_ABSENT`] on kernels whose record lacks it (then every thread exit counts).
+    pub const SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET: &str = "SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET";
+    /// Byte offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
+    pub const OOM_MARK_VICTIM_PID_OFFSET: &str = "OOM_MARK_VICTIM_PID_OFFSET";
+}
+
+/// Offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
+pub const DEFAULT_OOM_VICTIM_PID_OFFSET: u32 = 8;
+/// OOM victims awaiting their exit at once; far more than a node sees.
+pub const OOM_MAX_VICTIMS: u32 = 1024;
+
+/// A record-offset global's value when the field does not exist on this kernel.
+pub const FIELD_ABSENT: u32 = u32::MAX;
+/// `next_pid` offset in `sched:sched_switch` on 64-bit kernels since 4.x.
+pub const DEFAULT_NEXT_PID_OFFSET: u32 = 56;
+/// `pid` offset in `sched:sched_wakeup` on 64-bit kernels.
+pub const DEFAULT_WAKEUP_PID_OFFSET: u32 = 24;
+/// `clone_flags` offset in `task:task_newtask` on 64-bit kernels.
+pub const DEFAULT_CLONE_FLAGS_OFFSET: u32 = 32;
+/// `group_dead` offset in `sched:sched_process_exit` (Linux 6.x).
+pub const DEFAULT_GROUP_DEAD_OFFSET: u32 = 32;
+/// `CLONE_THREAD`: the new task is a thread of its parent's process.
+pub const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// Tasks whose enqueue time is tracked at once ([`maps::RUNQ_ENQUEUED`]); the least recently
+/// stamped are evicted beyond this, which loses their next latency sample.
+pub const RUNQ_MAX_TASKS: u32 = 65_536;
+
+/// Buckets of [`RunqHistogram`]: bucket 0 holds latencies below 1 µs, bucket `k` (1 ≤ k < 26)
+/// those in [2^(k-1) µs, 2^k µs), the last one everything from 2^25 µs (33.6 s) up.
+pub const RUNQ_BUCKETS: usize = 27;
+
+/// Index into [`RunqHistogram::buckets`] for a latency in nanoseconds: the bit length of the
+/// whole microseconds, clamped to the last bucket. No loops, for the verifier.
+#[inline(always)]
+pub fn runq_bucket(latency_ns: u64) -> usize {
+    let mut us = latency_ns / 1000;
+    let mut bits = 0usize;
+    if us >= 1 << 32 {
+        us >>= 32;
+        bits += 32;
+    }
+    if us >= 1 << 16 {
+        us >>= 16;
+        bits += 16;
+    }
+    if us >= 1 << 8 {
+        us >>= 8;
+        bits += 8;
+    }
+    if us >= 1 << 4 {
+        us >>= 4;
+        bits += 4;
+    }
+    if us >= 1 << 2 {
+        us >>= 2;
+        bits += 2;
+    }
+    if us >= 1 << 1 {
+        us >>= 1;
+        bits += 1;
+    }
+    bits += us as usize;
+    if bits >= RUNQ_BUCKETS {
+        RUNQ_BUCKETS - 1
+    } else {
+        bits
+    }
+}
+
+/// Upper bound, in seconds, of bucket `k` (the `le` label): 2^k µs; the last is +Inf.
+pub fn runq_bucket_upper_seconds(k: usize) -> f64 {
+    if k + 1 >= RUNQ_BUCKETS {
+        f64::INFINITY
+    } else {
+        (1u64 << k) as f64 * 1e-6
+    }
+}
+
+/// The run-queue latency histogram of one cgroup: counts per bucket (not cumulative) and the
+/// sum of all latencies.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunqHistogram {
+    pub buckets: [u64; RUNQ_BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl Default for RunqHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: [0; RUNQ_BUCKETS],
+            sum_ns: 0,
+        }
+    }
+}
+
+impl RunqHistogram {
+    /// Samples in the histogram.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().fold(0u64, |t, n| t.wrapping_add(*n))
+    }
+}
+
+/// The latency of the task that got a CPU, waiting to be charged to its cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunqPending {
+    /// `bpf_ktime_get_ns()` difference; 0 means nothing pending.
+    pub latency_ns: u64,
+    pub pid: u32,
+    pub _pad: u32,
+}
+
+/// Process lifecycle counts of one cgroup, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessCounters {
+    /// New processes (clone without `CLONE_THREAD`) created by a task of this cgroup.
+    pub forks: u64,
+    /// Successful `execve`s.
+    pub execs: u64,
+    /// Processes whose last thread exited.
+    pub exits: u64,
+}
+
+impl ProcessCounters {
+    /// Adds another CPU's counters to these.
+    #[inline]
+    pub fn accumulate(&mut self, other: &Self) {
+        self.forks = self.forks.wrapping_add(other.forks);
+        self.execs = self.execs.wrapping_add(other.execs);
+        self.exits = self.exits.wrapping_add(other.exits);
+    }
 }
 
 /// `prev_pid` offset in `sched:sched_switch` on 64-bit kernels since 4.x (see below).
@@ -82,3 +261,35 @@ impl SchedCounters {
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
 unsafe impl aya::Pod for SchedCounters {}
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
+unsafe impl aya::Pod for RunqHistogram {}
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
+unsafe impl aya::Pod for ProcessCounters {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log2_of_microseconds() {
+        assert_eq!(runq_bucket(0), 0);
+        assert_eq!(runq_bucket(999), 0);
+        assert_eq!(runq_bucket(1_000), 1);
+        assert_eq!(runq_bucket(1_999), 1);
+        assert_eq!(runq_bucket(2_000), 2);
+        assert_eq!(runq_bucket(3_999), 2);
+        assert_eq!(runq_bucket(4_000), 3);
+        // 1 ms = 1000 µs: [512, 1024) µs is bucket 10, whose upper bound is 1.024 ms.
+        assert_eq!(runq_bucket(1_000_000), 10);
+        assert!(runq_bucket_upper_seconds(10) > 1e-3);
+        assert_eq!(runq_bucket(u64::MAX), RUNQ_BUCKETS - 1);
+        assert_eq!(runq_bucket_upper_seconds(RUNQ_BUCKETS - 1), f64::INFINITY);
+        for k in 0..RUNQ_BUCKETS - 1 {
+            let upper_ns = (runq_bucket_upper_seconds(k) * 1e9) as u64;
+            assert_eq!(runq_bucket(upper_ns - 1), k, "bucket {k}");
+            assert_eq!(runq_bucket(upper_ns), k + 1, "bucket {k}");
+        }
+    }
+}

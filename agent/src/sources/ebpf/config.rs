@@ -44,11 +44,24 @@ impl EbpfConfig {
 pub struct ProbesConfig {
     /// `sched:sched_switch`: voluntary and involuntary context switches per cgroup.
     pub sched_switch: bool,
+    /// `sched:sched_wakeup`/`sched_wakeup_new`/`sched_switch`: run-queue latency histogram per
+    /// cgroup (time from runnable to running).
+    pub runqueue_latency: bool,
+    /// `task:task_newtask`, `sched:sched_process_exec`/`sched_process_exit`: process forks,
+    /// execs and exits per cgroup.
+    pub process_events: bool,
+    /// `oom:mark_victim` and `sched:sched_process_exit`: OOM kills per cgroup of the victim.
+    pub oom_kills: bool,
 }
 
 impl Default for ProbesConfig {
     fn default() -> Self {
-        Self { sched_switch: true }
+        Self {
+            sched_switch: true,
+            runqueue_latency: true,
+            process_events: true,
+            oom_kills: true,
+        }
     }
 }
 

@@ -14,15 +14,21 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
 use aya::programs::{ProgramError, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
-pub use self::source::{CONTEXT_SWITCHES, EbpfSource, SOURCE_NAME, load_probes};
-pub use nodemeter_ebpf_common::{MAX_CGROUPS, SchedCounters};
+pub use self::source::{
+    CONTEXT_SWITCHES, EbpfSource, OOM_KILLS, PROCESS_EXECS, PROCESS_EXITS, PROCESS_FORKS,
+    RUNQUEUE_LATENCY, SOURCE_NAME, load_probes,
+};
+pub use nodemeter_ebpf_common::{
+    MAX_CGROUPS, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCounters,
+    runq_bucket_upper_seconds,
+};
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).
 static OBJECT: &[u8] = aya::include_bytes_aligned!("nodemeter.bpf.o");
@@ -83,20 +89,36 @@ pub enum EbpfError {
     },
 }
 
-/// A probe: one program attached to one kernel hook.
+/// A probe: one or more programs attached to kernel hooks, enabled and reported as one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Probe {
     /// `sched:sched_switch` context-switch counters per cgroup.
     SchedSwitch,
+    /// Run-queue latency histogram per cgroup (`sched_wakeup`, `sched_wakeup_new`,
+    /// `sched_switch`).
+    RunqueueLatency,
+    /// Process forks, execs and exits per cgroup (`task_newtask`, `sched_process_exec`,
+    /// `sched_process_exit`).
+    ProcessEvents,
+    /// OOM kills per cgroup of the victim (`oom:mark_victim`, `sched_process_exit`).
+    OomKills,
 }
 
 impl Probe {
-    pub const ALL: &'static [Probe] = &[Probe::SchedSwitch];
+    pub const ALL: &'static [Probe] = &[
+        Probe::SchedSwitch,
+        Probe::RunqueueLatency,
+        Probe::ProcessEvents,
+        Probe::OomKills,
+    ];
 
     /// The probe's name in config, logs, self-metrics and statuses.
     pub fn name(self) -> &'static str {
         match self {
             Probe::SchedSwitch => "sched_switch",
+            Probe::RunqueueLatency => "runqueue_latency",
+            Probe::ProcessEvents => "process_events",
+            Probe::OomKills => "oom_kills",
         }
     }
 
@@ -104,16 +126,38 @@ impl Probe {
         Self::ALL.iter().copied().find(|p| p.name() == name)
     }
 
-    fn program(self) -> &'static str {
+    /// The programs of the probe.
+    fn programs(self) -> &'static [&'static str] {
         match self {
-            Probe::SchedSwitch => programs::SCHED_SWITCH,
+            Probe::SchedSwitch => &[programs::SCHED_SWITCH],
+            Probe::RunqueueLatency => &[programs::RUNQ_WAKEUP, programs::RUNQ_SWITCH],
+            Probe::ProcessEvents => &[
+                programs::PROCESS_FORK,
+                programs::PROCESS_EXEC,
+                programs::PROCESS_EXIT,
+            ],
+            Probe::OomKills => &[programs::OOM_MARK_VICTIM, programs::OOM_VICTIM_EXIT],
         }
     }
 
-    /// (category, name) of the tracepoint.
-    fn tracepoint(self) -> (&'static str, &'static str) {
+    /// (program, tracepoint category, tracepoint name) of each attachment.
+    fn attachments(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
-            Probe::SchedSwitch => ("sched", "sched_switch"),
+            Probe::SchedSwitch => &[(programs::SCHED_SWITCH, "sched", "sched_switch")],
+            Probe::RunqueueLatency => &[
+                (programs::RUNQ_WAKEUP, "sched", "sched_wakeup"),
+                (programs::RUNQ_WAKEUP, "sched", "sched_wakeup_new"),
+                (programs::RUNQ_SWITCH, "sched", "sched_switch"),
+            ],
+            Probe::ProcessEvents => &[
+                (programs::PROCESS_FORK, "task", "task_newtask"),
+                (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
+                (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
+            ],
+            Probe::OomKills => &[
+                (programs::OOM_MARK_VICTIM, "oom", "mark_victim"),
+                (programs::OOM_VICTIM_EXIT, "sched", "sched_process_exit"),
+            ],
         }
     }
 }
@@ -143,20 +187,34 @@ impl ProbeSelection {
         if !config.enabled {
             return selection;
         }
-        if config.probes.sched_switch {
-            selection.enabled.insert(Probe::SchedSwitch);
+        for (on, probe) in [
+            (config.probes.sched_switch, Probe::SchedSwitch),
+            (config.probes.runqueue_latency, Probe::RunqueueLatency),
+            (config.probes.process_events, Probe::ProcessEvents),
+            (config.probes.oom_kills, Probe::OomKills),
+        ] {
+            if on {
+                selection.enabled.insert(probe);
+            }
         }
+        selection.with_forced_failures_from_env()
+    }
+
+    /// Adds the forced failures named in [`FORCE_FAIL_ENV`]; unknown names there are logged
+    /// and ignored.
+    #[must_use]
+    pub fn with_forced_failures_from_env(mut self) -> Self {
         if let Ok(names) = std::env::var(FORCE_FAIL_ENV) {
             for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 match Probe::from_name(name) {
                     Some(p) => {
-                        selection.forced_failures.insert(p);
+                        self.forced_failures.insert(p);
                     }
                     None => tracing::warn!(probe = name, "{FORCE_FAIL_ENV} names an unknown probe"),
                 }
             }
         }
-        selection
+        self
     }
 
     /// Makes `probe` fail at attach time (it stays enabled), for degradation tests.
@@ -195,7 +253,10 @@ pub struct ProbeStatus {
 /// Kernel run-time statistics of one attached program (BPF_ENABLE_STATS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramStats {
+    /// The probe the program belongs to.
     pub name: &'static str,
+    /// The program (a probe may have several).
+    pub program: &'static str,
     pub run_count: u64,
     pub run_time_ns: u64,
 }
@@ -205,6 +266,9 @@ pub struct KernelProbes {
     ebpf: Ebpf,
     statuses: Vec<ProbeStatus>,
     sched_counters: PerCpuHashMap<MapData, u64, SchedCounters>,
+    runq_latency: PerCpuHashMap<MapData, u64, RunqHistogram>,
+    process_counters: PerCpuHashMap<MapData, u64, ProcessCounters>,
+    oom_kills: HashMap<MapData, u64, u64>,
     overflows: PerCpuArray<MapData, u64>,
     /// Kernel run-time stats stay on while this fd is open.
     _stats: Option<OwnedFd>,
@@ -223,16 +287,46 @@ impl KernelProbes {
         // Failures found before loading (no tracefs, unexpected record layout), per probe.
         let mut early_failures: Vec<(Probe, String)> = Vec::new();
         let mut sched_switch = SchedSwitchGlobals::defaults();
-        if enabled.is_enabled(Probe::SchedSwitch) {
+        let mut record = RecordGlobals::defaults();
+        let uses_sched_switch =
+            enabled.is_enabled(Probe::SchedSwitch) || enabled.is_enabled(Probe::RunqueueLatency);
+        if uses_sched_switch {
             match tracefs::ensure_tracefs().and_then(|dir| SchedSwitchGlobals::read(&dir)) {
                 Ok(g) => sched_switch = g,
-                Err(e) => early_failures.push((Probe::SchedSwitch, e.to_string())),
+                Err(e) => {
+                    for p in [Probe::SchedSwitch, Probe::RunqueueLatency] {
+                        early_failures.push((p, e.to_string()));
+                    }
+                }
+            }
+        }
+        if enabled.is_enabled(Probe::RunqueueLatency) {
+            match tracefs::ensure_tracefs().and_then(|dir| record.read_runqueue(&dir)) {
+                Ok(()) => {}
+                Err(e) => early_failures.push((Probe::RunqueueLatency, e.to_string())),
+            }
+        }
+        if enabled.is_enabled(Probe::OomKills) {
+            match tracefs::ensure_tracefs()
+                .and_then(|dir| field_offset(&dir, "oom", "mark_victim", "pid", 4))
+            {
+                Ok(offset) => record.oom_victim_pid_offset = offset,
+                Err(e) => early_failures.push((Probe::OomKills, e.to_string())),
+            }
+        }
+        if enabled.is_enabled(Probe::ProcessEvents) {
+            match tracefs::ensure_tracefs().and_then(|dir| record.read_process(&dir)) {
+                Ok(()) => {}
+                Err(e) => early_failures.push((Probe::ProcessEvents, e.to_string())),
             }
         }
 
         let mut loader = EbpfLoader::new();
         if let Some(entries) = enabled.cgroup_capacity {
             loader.set_max_entries(maps::SCHED_COUNTERS, entries);
+            loader.set_max_entries(maps::RUNQ_LATENCY, entries);
+            loader.set_max_entries(maps::PROCESS_COUNTERS, entries);
+            loader.set_max_entries(maps::OOM_KILLS, entries);
         }
         let mut ebpf = loader
             .set_global(
@@ -255,11 +349,39 @@ impl KernelProbes {
                 &sched_switch.preempted_state,
                 true,
             )
+            .set_global(
+                globals::SCHED_SWITCH_NEXT_PID_OFFSET,
+                &record.next_pid_offset,
+                true,
+            )
+            .set_global(
+                globals::SCHED_WAKEUP_PID_OFFSET,
+                &record.wakeup_pid_offset,
+                true,
+            )
+            .set_global(
+                globals::TASK_NEWTASK_CLONE_FLAGS_OFFSET,
+                &record.clone_flags_offset,
+                true,
+            )
+            .set_global(
+                globals::SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET,
+                &record.group_dead_offset,
+                true,
+            )
+            .set_global(
+                globals::OOM_MARK_VICTIM_PID_OFFSET,
+                &record.oom_victim_pid_offset,
+                true,
+            )
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
 
         let sched_counters = take_map(&mut ebpf, maps::SCHED_COUNTERS)?;
         let overflows = take_map(&mut ebpf, maps::MAP_OVERFLOWS)?;
+        let runq_latency = take_map(&mut ebpf, maps::RUNQ_LATENCY)?;
+        let process_counters = take_map(&mut ebpf, maps::PROCESS_COUNTERS)?;
+        let oom_kills = take_map(&mut ebpf, maps::OOM_KILLS)?;
 
         let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
             Ok(fd) => Some(fd),
@@ -281,7 +403,7 @@ impl KernelProbes {
                 failed(probe, reason.clone())
             } else {
                 let forced = enabled.forced_failures.contains(&probe);
-                match attach_tracepoint(&mut ebpf, probe, forced) {
+                match attach_probe(&mut ebpf, probe, forced) {
                     Ok(()) => {
                         tracing::info!(probe = probe.name(), "probe attached");
                         ProbeStatus {
@@ -300,6 +422,9 @@ impl KernelProbes {
             ebpf,
             statuses,
             sched_counters,
+            runq_latency,
+            process_counters,
+            oom_kills,
             overflows,
             _stats: stats,
         })
@@ -329,6 +454,56 @@ impl KernelProbes {
         Ok(out)
     }
 
+    /// Run-queue latency histograms per cgroup id, summed over CPUs.
+    pub fn read_runqueue_latency(&mut self) -> Result<Vec<(u64, RunqHistogram)>, EbpfError> {
+        let mut out = Vec::new();
+        for entry in self.runq_latency.iter() {
+            let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
+                name: maps::RUNQ_LATENCY,
+                source,
+            })?;
+            let mut total = RunqHistogram::default();
+            for h in per_cpu.iter() {
+                for (t, n) in total.buckets.iter_mut().zip(h.buckets.iter()) {
+                    *t = t.wrapping_add(*n);
+                }
+                total.sum_ns = total.sum_ns.wrapping_add(h.sum_ns);
+            }
+            out.push((cgroup_id, total));
+        }
+        Ok(out)
+    }
+
+    /// Process fork/exec/exit counters per cgroup id, summed over CPUs.
+    pub fn read_process_counters(&mut self) -> Result<Vec<(u64, ProcessCounters)>, EbpfError> {
+        let mut out = Vec::new();
+        for entry in self.process_counters.iter() {
+            let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
+                name: maps::PROCESS_COUNTERS,
+                source,
+            })?;
+            let mut total = ProcessCounters::default();
+            for c in per_cpu.iter() {
+                total.accumulate(c);
+            }
+            out.push((cgroup_id, total));
+        }
+        Ok(out)
+    }
+
+    /// OOM kills per cgroup id of the victim.
+    pub fn read_oom_kills(&self) -> Result<Vec<(u64, u64)>, EbpfError> {
+        self.oom_kills
+            .iter()
+            .map(|entry| {
+                entry.map_err(|source| EbpfError::Map {
+                    name: maps::OOM_KILLS,
+                    source,
+                })
+            })
+            .collect()
+    }
+
     /// Inserts the programs could not make because a bounded map was full, over all maps and
     /// CPUs since load. Non-zero means per-cgroup counts are missing events.
     pub fn map_overflows(&self) -> u64 {
@@ -355,17 +530,20 @@ impl KernelProbes {
             {
                 continue;
             }
-            let Some(program) = self.ebpf.program(probe.program()) else {
-                continue;
-            };
-            match program.info() {
-                Ok(info) => out.push(ProgramStats {
-                    name: probe.name(),
-                    run_count: info.run_count(),
-                    run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
-                }),
-                Err(e) => {
-                    tracing::warn!(probe = probe.name(), error = %e, "cannot read program info");
+            for &name in probe.programs() {
+                let Some(program) = self.ebpf.program(name) else {
+                    continue;
+                };
+                match program.info() {
+                    Ok(info) => out.push(ProgramStats {
+                        name: probe.name(),
+                        program: name,
+                        run_count: info.run_count(),
+                        run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(probe = probe.name(), program = name, error = %e, "cannot read program info");
+                    }
                 }
             }
         }
@@ -373,21 +551,27 @@ impl KernelProbes {
     }
 
     /// Deletes the map entries of cgroups that no longer exist, so the bounded maps do not fill
-    /// up with churn. Ids without an entry are ignored. Returns how many entries were removed.
+    /// up with churn, from every probe's map. Ids without an entry are ignored. Returns how many of
+    /// the ids had an entry in at least one map.
     pub fn forget_cgroups(&mut self, cgroup_ids: &[u64]) -> Result<usize, EbpfError> {
         let mut removed = 0;
         for id in cgroup_ids {
-            match self.sched_counters.remove(id) {
-                Ok(()) => removed += 1,
-                Err(MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(source) => {
-                    return Err(EbpfError::Map {
-                        name: maps::SCHED_COUNTERS,
-                        source,
-                    });
+            let results = [
+                (maps::SCHED_COUNTERS, self.sched_counters.remove(id)),
+                (maps::RUNQ_LATENCY, self.runq_latency.remove(id)),
+                (maps::PROCESS_COUNTERS, self.process_counters.remove(id)),
+                (maps::OOM_KILLS, self.oom_kills.remove(id)),
+            ];
+            let mut had_entry = false;
+            for (name, result) in results {
+                match result {
+                    Ok(()) => had_entry = true,
+                    Err(MapError::SyscallError(e))
+                        if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(source) => return Err(EbpfError::Map { name, source }),
                 }
             }
+            removed += usize::from(had_entry);
         }
         Ok(removed)
     }
@@ -426,30 +610,148 @@ where
     M::try_from(map).map_err(|source| EbpfError::Map { name, source })
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Result<(), String> {
-    let program = ebpf
-        .program_mut(probe.program())
-        .ok_or_else(|| format!("the eBPF object has no program `{}`", probe.program()))?;
-    let tracepoint: &mut TracePoint = program
-        .try_into()
-        .map_err(|e: ProgramError| format!("program `{}`: {e}", probe.program()))?;
-    tracepoint
-        .load()
-        .map_err(|e| format!("loading program `{}`: {e}", probe.program()))?;
-    let (category, name) = if forced_failure {
-        (FORCED_FAILURE_CATEGORY, probe.name())
-    } else {
-        probe.tracepoint()
-    };
-    tracepoint.attach(category, name).map_err(|e| {
-        let forced = if forced_failure {
-            format!(" (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)")
+/// Loads the probe's programs and attaches each of its tracepoints. On any failure the probe's
+/// programs are unloaded again (which detaches what did attach), so a probe is all or nothing.
+fn attach_probe(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Result<(), String> {
+    let result = try_attach_probe(ebpf, probe, forced_failure);
+    if result.is_err() {
+        for &name in probe.programs() {
+            if let Some(program) = ebpf.program_mut(name) {
+                let tracepoint: Result<&mut TracePoint, _> = program.try_into();
+                if let Ok(tp) = tracepoint {
+                    // Unloading a program that never loaded fails harmlessly.
+                    let _ = tp.unload();
+                }
+            }
+        }
+    }
+    result
+}
+
+fn try_attach_probe(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Result<(), String> {
+    for &name in probe.programs() {
+        let program = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the eBPF object has no program `{name}`"))?;
+        let tracepoint: &mut TracePoint = program
+            .try_into()
+            .map_err(|e: ProgramError| format!("program `{name}`: {e}"))?;
+        tracepoint
+            .load()
+            .map_err(|e| format!("loading program `{name}`: {e}"))?;
+    }
+    for (index, &(name, category, tracepoint_name)) in probe.attachments().iter().enumerate() {
+        let (category, tracepoint_name) = if forced_failure && index == 0 {
+            (FORCED_FAILURE_CATEGORY, probe.name())
         } else {
-            String::new()
+            (category, tracepoint_name)
         };
-        format!("attaching to tracepoint {category}:{name}: {e}{forced}")
-    })?;
+        let tracepoint: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the eBPF object has no program `{name}`"))?
+            .try_into()
+            .map_err(|e: ProgramError| format!("program `{name}`: {e}"))?;
+        tracepoint.attach(category, tracepoint_name).map_err(|e| {
+            let forced = if forced_failure {
+                format!(" (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)")
+            } else {
+                String::new()
+            };
+            format!("attaching to tracepoint {category}:{tracepoint_name}: {e}{forced}")
+        })?;
+    }
     Ok(())
+}
+
+/// Record offsets of the tracepoints other than `sched_switch`'s `prev_*` fields.
+struct RecordGlobals {
+    next_pid_offset: u32,
+    wakeup_pid_offset: u32,
+    clone_flags_offset: u32,
+    group_dead_offset: u32,
+    oom_victim_pid_offset: u32,
+}
+
+impl RecordGlobals {
+    fn defaults() -> Self {
+        Self {
+            next_pid_offset: nodemeter_ebpf_common::DEFAULT_NEXT_PID_OFFSET,
+            wakeup_pid_offset: nodemeter_ebpf_common::DEFAULT_WAKEUP_PID_OFFSET,
+            clone_flags_offset: nodemeter_ebpf_common::DEFAULT_CLONE_FLAGS_OFFSET,
+            group_dead_offset: nodemeter_ebpf_common::DEFAULT_GROUP_DEAD_OFFSET,
+            oom_victim_pid_offset: nodemeter_ebpf_common::DEFAULT_OOM_VICTIM_PID_OFFSET,
+        }
+    }
+
+    fn read_runqueue(&mut self, tracefs_dir: &Path) -> Result<(), EbpfError> {
+        self.next_pid_offset = field_offset(tracefs_dir, "sched", "sched_switch", "next_pid", 4)?;
+        let wakeup = field_offset(tracefs_dir, "sched", "sched_wakeup", "pid", 4)?;
+        let wakeup_new = field_offset(tracefs_dir, "sched", "sched_wakeup_new", "pid", 4)?;
+        if wakeup != wakeup_new {
+            // One program serves both tracepoints; it cannot follow two layouts.
+            let path = tracefs_dir.join("events/sched/sched_wakeup_new/format");
+            return Err(EbpfError::TracefsFieldSize {
+                path,
+                field: "pid",
+                size: wakeup_new,
+                expected: "the same offset as in sched_wakeup",
+            });
+        }
+        self.wakeup_pid_offset = wakeup;
+        Ok(())
+    }
+
+    fn read_process(&mut self, tracefs_dir: &Path) -> Result<(), EbpfError> {
+        self.clone_flags_offset =
+            field_offset(tracefs_dir, "task", "task_newtask", "clone_flags", 8)?;
+        let exit_path = tracefs_dir.join("events/sched/sched_process_exit/format");
+        let exit = tracefs::TracepointFormat::read(tracefs_dir, "sched", "sched_process_exit")?;
+        self.group_dead_offset = match exit.fields.get("group_dead") {
+            Some(f) if f.size == 1 => f.offset,
+            Some(f) => {
+                return Err(EbpfError::TracefsFieldSize {
+                    path: exit_path,
+                    field: "group_dead",
+                    size: f.size,
+                    expected: "1",
+                });
+            }
+            None => {
+                tracing::info!(
+                    path = %exit_path.display(),
+                    "sched_process_exit has no group_dead (kernel before 6.x): every thread exit counts as a process exit"
+                );
+                nodemeter_ebpf_common::FIELD_ABSENT
+            }
+        };
+        Ok(())
+    }
+}
+
+/// Offset of `field` in the record of `category:name`, checking its size.
+fn field_offset(
+    tracefs_dir: &Path,
+    category: &str,
+    name: &str,
+    field: &'static str,
+    size: u32,
+) -> Result<u32, EbpfError> {
+    let path = tracefs_dir
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
+    let format = tracefs::TracepointFormat::read(tracefs_dir, category, name)?;
+    let f = format.field(field, &path)?;
+    if f.size != size {
+        return Err(EbpfError::TracefsFieldSize {
+            path,
+            field,
+            size: f.size,
+            expected: if size == 4 { "4" } else { "8" },
+        });
+    }
+    Ok(f.offset)
 }
 
 /// What the sched_switch program needs to know about this kernel's record layout.

@@ -1,6 +1,17 @@
 //! The eBPF source task: reads the probes' kernel maps once per cycle and turns per-cgroup-id
 //! counters into container series, resolving ids through the container inventory. No
 //! per-event wake-ups: the kernel aggregates, the agent polls.
+//!
+//! Families (all with the container identity labels of the cgroup source):
+//!
+//! | family | type | unit | probe | labels, notes |
+//! | --- | --- | --- | --- | --- |
+//! | `nodemeter_container_context_switches_total` | counter | switches | `sched_switch` | `kind` = `voluntary` / `involuntary` |
+//! | `nodemeter_container_runqueue_latency_seconds` | histogram | seconds | `runqueue_latency` | time from runnable (woken, or switched out while runnable) to running; buckets `le` = 2^k µs for k = 0..25 (1 µs … 33.55 s) and `+Inf`; `_sum` has ns resolution |
+//! | `nodemeter_container_process_forks_total` | counter | processes | `process_events` | new processes (clones without `CLONE_THREAD`) created by the container's tasks |
+//! | `nodemeter_container_process_execs_total` | counter | execs | `process_events` | successful `execve`s |
+//! | `nodemeter_container_oom_kills_total` | counter | kills | `oom_kills` | processes of the container killed by the OOM killer (global or memcg), counted when the victim exits, in the victim's own cgroup |
+//! | `nodemeter_container_process_exits_total` | counter | processes | `process_events` | processes whose last thread exited (every thread exit on kernels without `group_dead`) |
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,10 +20,11 @@ use std::time::Duration;
 use tracing::{debug, info, info_span, warn};
 
 use super::{
-    EbpfConfig, KernelProbes, ProbeSelection, ProbeStatus, ProgramStats, check_privileges,
+    EbpfConfig, KernelProbes, ProbeSelection, ProbeStatus, ProgramStats, RunqHistogram,
+    check_privileges, runq_bucket_upper_seconds,
 };
 use crate::identity::Inventory;
-use crate::model::{Batch, Labels, MetricType, SourceId, StalenessTracker};
+use crate::model::{Batch, FamilyMetadata, Labels, MetricType, SourceId, StalenessTracker};
 use crate::sources::SourceContext;
 use crate::sources::cgroup::Emitter;
 use crate::telemetry::{self, registry};
@@ -22,6 +34,24 @@ pub const SOURCE_NAME: &str = "ebpf";
 /// `sched_switch`: context switches of the container's tasks.
 pub const CONTEXT_SWITCHES: &str = "nodemeter_container_context_switches_total";
 const CONTEXT_SWITCHES_HELP: &str = "Context switches of the container's tasks by kind: voluntary (the task blocked or slept) or involuntary (it was preempted while runnable).";
+
+/// `runqueue_latency`: time the container's runnable tasks waited for a CPU.
+pub const RUNQUEUE_LATENCY: &str = "nodemeter_container_runqueue_latency_seconds";
+const RUNQUEUE_LATENCY_HELP: &str = "Time the container's tasks spent runnable but waiting for a CPU, from wakeup or preemption to running.";
+/// `process_events`: processes created by the container's tasks.
+pub const PROCESS_FORKS: &str = "nodemeter_container_process_forks_total";
+const PROCESS_FORKS_HELP: &str = "New processes (not threads) created by the container's tasks.";
+/// `process_events`: successful execs.
+pub const PROCESS_EXECS: &str = "nodemeter_container_process_execs_total";
+const PROCESS_EXECS_HELP: &str = "Successful execve calls of the container's tasks.";
+/// `process_events`: processes that exited.
+pub const PROCESS_EXITS: &str = "nodemeter_container_process_exits_total";
+const PROCESS_EXITS_HELP: &str = "Processes of the container whose last thread exited.";
+
+/// `oom_kills`: OOM kills of the container's processes.
+pub const OOM_KILLS: &str = "nodemeter_container_oom_kills_total";
+const OOM_KILLS_HELP: &str =
+    "Processes of the container killed by the OOM killer (counted in the victim's container).";
 
 /// Cycles a map entry's cgroup id may stay unknown to the inventory before the entry is
 /// deleted. The inventory can lag a new cgroup by a cycle; ids outside the tracked root are
@@ -109,14 +139,14 @@ fn register_self_metrics(stats: Arc<Mutex<KernelStats>>) {
                 "nodemeter_ebpf_program_runs_total",
                 MetricType::Counter,
                 "Times the kernel ran the probe's program (kernel BPF stats).",
-                &[("probe", p.name)],
+                &[("probe", p.name), ("program", p.program)],
                 p.run_count as f64,
             );
             emit(
                 "nodemeter_ebpf_program_run_seconds_total",
                 MetricType::Counter,
                 "Time the kernel spent running the probe's program (kernel BPF stats).",
-                &[("probe", p.name)],
+                &[("probe", p.name), ("program", p.program)],
                 p.run_time_ns as f64 / 1e9,
             );
         }
@@ -145,43 +175,86 @@ struct Reader {
 impl Reader {
     fn cycle(&mut self, timestamp_ms: i64) -> Result<Batch, super::EbpfError> {
         let counters = self.probes.read_sched_counters()?;
+        let histograms = self.probes.read_runqueue_latency()?;
+        let processes = self.probes.read_process_counters()?;
+        let oom_kills = self.probes.read_oom_kills()?;
         let mut emitter = Emitter::new(
             SourceId::new(SOURCE_NAME),
             timestamp_ms,
             &mut self.staleness,
         );
-        let mut forget = Vec::new();
+        let mut unknown = Vec::new();
         for (id, c) in counters {
-            match self.inventory.by_v2_id(id) {
-                Some(entry) => {
-                    self.misses.remove(&id);
-                    let mut labels = entry.labels.builder();
-                    for l in self.target.iter() {
-                        if labels.get(&l.name).is_none() {
-                            labels.set_symbols(l.name.clone(), l.value.clone());
-                        }
-                    }
-                    let labels = labels.build();
-                    for (kind, value) in
-                        [("voluntary", c.voluntary), ("involuntary", c.involuntary)]
-                    {
-                        emitter.emit(
-                            CONTEXT_SWITCHES,
-                            MetricType::Counter,
-                            CONTEXT_SWITCHES_HELP,
-                            &labels,
-                            &[("kind", kind)],
-                            value as f64,
-                        );
-                    }
-                }
-                None => {
-                    let misses = self.misses.entry(id).or_default();
-                    *misses += 1;
-                    if *misses >= FORGET_AFTER_MISSES {
-                        forget.push(id);
-                    }
-                }
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            for (kind, value) in [("voluntary", c.voluntary), ("involuntary", c.involuntary)] {
+                emitter.emit(
+                    CONTEXT_SWITCHES,
+                    MetricType::Counter,
+                    CONTEXT_SWITCHES_HELP,
+                    &labels,
+                    &[("kind", kind)],
+                    value as f64,
+                );
+            }
+        }
+        let mut has_histograms = false;
+        for (id, h) in histograms {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            has_histograms = true;
+            emit_histogram(&mut emitter, &labels, &h);
+        }
+        for (id, c) in processes {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            for (name, help, value) in [
+                (PROCESS_FORKS, PROCESS_FORKS_HELP, c.forks),
+                (PROCESS_EXECS, PROCESS_EXECS_HELP, c.execs),
+                (PROCESS_EXITS, PROCESS_EXITS_HELP, c.exits),
+            ] {
+                emitter.emit(name, MetricType::Counter, help, &labels, &[], value as f64);
+            }
+        }
+        for (id, kills) in oom_kills {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            emitter.emit(
+                OOM_KILLS,
+                MetricType::Counter,
+                OOM_KILLS_HELP,
+                &labels,
+                &[],
+                kills as f64,
+            );
+        }
+        // Ids every map knows about that resolve now; an id missing from only one map (a
+        // cgroup that never ran a probe's hook) must not count as a miss.
+        let mut forget = Vec::new();
+        unknown.sort_unstable();
+        unknown.dedup();
+        let known: Vec<u64> = self
+            .misses
+            .keys()
+            .copied()
+            .filter(|id| unknown.binary_search(id).is_err())
+            .collect();
+        for id in known {
+            self.misses.remove(&id);
+        }
+        for id in unknown {
+            let misses = self.misses.entry(id).or_default();
+            *misses += 1;
+            if *misses >= FORGET_AFTER_MISSES {
+                forget.push(id);
             }
         }
         if !forget.is_empty() {
@@ -200,8 +273,85 @@ impl Reader {
         s.programs = self.probes.program_stats();
         s.overflows = self.probes.map_overflows();
         drop(s);
-        Ok(emitter.finish())
+        let mut batch = emitter.finish();
+        if has_histograms {
+            histogram_metadata(&mut batch, RUNQUEUE_LATENCY, RUNQUEUE_LATENCY_HELP);
+        }
+        Ok(batch)
     }
+}
+
+/// The container's identity labels plus the target labels it does not set itself; `None` when
+/// the inventory does not know the cgroup id.
+fn identity(inventory: &Inventory, target: &Labels, cgroup_id: u64) -> Option<Labels> {
+    let entry = inventory.by_v2_id(cgroup_id)?;
+    let mut labels = entry.labels.builder();
+    for l in target.iter() {
+        if labels.get(&l.name).is_none() {
+            labels.set_symbols(l.name.clone(), l.value.clone());
+        }
+    }
+    Some(labels.build())
+}
+
+/// The `_bucket` (cumulative, with `le`), `_sum` and `_count` series of one cgroup's histogram.
+fn emit_histogram(emitter: &mut Emitter<'_>, identity: &crate::model::Labels, h: &RunqHistogram) {
+    let bucket_name = format!("{RUNQUEUE_LATENCY}_bucket");
+    let mut cumulative = 0u64;
+    for (k, n) in h.buckets.iter().enumerate() {
+        cumulative = cumulative.wrapping_add(*n);
+        let upper = runq_bucket_upper_seconds(k);
+        let le = if upper.is_infinite() {
+            "+Inf".to_owned()
+        } else {
+            format_le(upper)
+        };
+        emitter.emit(
+            &bucket_name,
+            MetricType::Histogram,
+            RUNQUEUE_LATENCY_HELP,
+            identity,
+            &[("le", &le)],
+            cumulative as f64,
+        );
+    }
+    emitter.emit(
+        &format!("{RUNQUEUE_LATENCY}_sum"),
+        MetricType::Histogram,
+        RUNQUEUE_LATENCY_HELP,
+        identity,
+        &[],
+        h.sum_ns as f64 / 1e9,
+    );
+    emitter.emit(
+        &format!("{RUNQUEUE_LATENCY}_count"),
+        MetricType::Histogram,
+        RUNQUEUE_LATENCY_HELP,
+        identity,
+        &[],
+        cumulative as f64,
+    );
+}
+
+/// `le` values as Prometheus client libraries print them: shortest float that round-trips.
+fn format_le(upper: f64) -> String {
+    format!("{upper:?}")
+}
+
+/// The emitter records metadata per sample name; a histogram has one family named without
+/// the `_bucket`/`_sum`/`_count` suffixes.
+fn histogram_metadata(batch: &mut Batch, family: &str, help: &str) {
+    let suffixed = [
+        format!("{family}_bucket"),
+        format!("{family}_sum"),
+        format!("{family}_count"),
+    ];
+    batch
+        .metadata
+        .retain(|m| !suffixed.iter().any(|s| m.name.as_str() == s));
+    batch
+        .metadata
+        .push(FamilyMetadata::new(family, MetricType::Histogram, help));
 }
 
 /// The eBPF source task.

@@ -1,0 +1,188 @@
+//! Run-queue latency per cgroup: how long a runnable task waited for a CPU.
+//!
+//! A task becomes runnable when it is woken (`sched_wakeup`, `sched_wakeup_new`) or when it is
+//! switched out while still runnable (preempted or yielding; `sched_switch` with a running
+//! `prev_state`). Both stamp the time in [`RUNQ_ENQUEUED`]. When `sched_switch` switches the task
+//! in, the wait is now minus the stamp.
+//!
+//! Which cgroup to charge: at switch-in "current" is still the previous task, and at wakeup it
+//! is the waker, so neither `bpf_get_current_cgroup_id()` is the waiting task's. Reading the
+//! next task's cgroup needs `task_struct` offsets, which Rust programs cannot relocate. Instead
+//! the latency is parked in a per-CPU slot ([`RUNQ_PENDING`]) and charged at the next
+//! `sched_switch` on the same CPU, whose `prev` is exactly that task: then it is current and
+//! the helper returns its cgroup. The sample lands one time slice late, which a collection
+//! cycle of seconds does not notice.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+    macros::{map, tracepoint},
+    maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use nodemeter_ebpf_common::{
+    DEFAULT_NEXT_PID_OFFSET, DEFAULT_WAKEUP_PID_OFFSET, MAX_CGROUPS, RUNQ_MAX_TASKS, RunqHistogram,
+    RunqPending, overflow, runq_bucket,
+};
+
+use crate::sched_switch::{SCHED_SWITCH_PREEMPTED_STATE, read_prev, record_overflow};
+
+const EEXIST: i32 = -17;
+
+#[map]
+static RUNQ_ENQUEUED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RUNQ_MAX_TASKS, 0);
+
+#[map]
+static RUNQ_PENDING: PerCpuArray<RunqPending> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU (no atomics on this target), allocated on insert: preallocating MAX_CGROUPS ×
+/// 224 bytes × CPUs would reserve hundreds of MB on a large node for cgroups that never exist.
+#[map]
+static RUNQ_LATENCY: PerCpuHashMap<u64, RunqHistogram> =
+    PerCpuHashMap::with_max_entries(MAX_CGROUPS, BPF_F_NO_PREALLOC);
+
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_NEXT_PID_OFFSET: u32 = DEFAULT_NEXT_PID_OFFSET;
+#[unsafe(no_mangle)]
+static SCHED_WAKEUP_PID_OFFSET: u32 = DEFAULT_WAKEUP_PID_OFFSET;
+
+/// Attached to both `sched:sched_wakeup` and `sched:sched_wakeup_new` (same record layout).
+#[tracepoint(category = "sched", name = "sched_wakeup")]
+pub fn runq_wakeup(ctx: TracePointContext) -> u32 {
+    // SAFETY: plain integer global, rewritten by the loader (volatile: not folded).
+    let offset = unsafe { core::ptr::read_volatile(&SCHED_WAKEUP_PID_OFFSET) };
+    let pid = if offset == DEFAULT_WAKEUP_PID_OFFSET {
+        // Constant ctx offset, as the verifier requires for direct loads; see `read_prev`.
+        // SAFETY: tracefs says a 4-byte pid is at this offset; the verifier checks it again.
+        unsafe {
+            (ctx.as_ptr() as *const u8)
+                .add(DEFAULT_WAKEUP_PID_OFFSET as usize)
+                .cast::<u32>()
+                .read()
+        }
+    } else {
+        // SAFETY: bpf_probe_read_kernel tolerates bad addresses.
+        unsafe { ctx.read_at::<u32>(offset as usize) }.unwrap_or(0)
+    };
+    if pid != 0 {
+        // SAFETY: no arguments.
+        stamp(pid, unsafe { bpf_ktime_get_ns() });
+    }
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn runq_switch(ctx: TracePointContext) -> u32 {
+    // SAFETY: no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (prev_pid, prev_state) = read_prev(&ctx);
+    let next_pid = read_next_pid(&ctx);
+
+    let Some(pending) = RUNQ_PENDING.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's slot; tracepoints run with preemption disabled.
+    let parked = unsafe { *pending };
+    if parked.latency_ns != 0 && parked.pid == prev_pid {
+        // SAFETY: no arguments; current is `prev`, the task the latency belongs to.
+        let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        charge(cgroup_id, parked.latency_ns);
+    }
+
+    // SAFETY: plain integer global (see above).
+    let preempted = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE) };
+    let still_runnable = prev_state == 0 || prev_state & preempted != 0;
+    if prev_pid != 0 && still_runnable {
+        stamp(prev_pid, now);
+    }
+
+    let mut latency_ns = 0;
+    if next_pid != 0 {
+        if let Some(stamp) = RUNQ_ENQUEUED.get_ptr_mut(next_pid) {
+            // SAFETY: a map value pointer; a racing writer on another CPU can only replace
+            // the stamp with a newer one, which is the right one to use anyway.
+            unsafe {
+                let enqueued = *stamp;
+                if enqueued != 0 && now > enqueued {
+                    latency_ns = now - enqueued;
+                }
+                // Consumed: a later switch-in without a new wakeup must not reuse it.
+                *stamp = 0;
+            }
+        }
+    }
+    // SAFETY: this CPU's slot (see above).
+    unsafe {
+        *pending = RunqPending {
+            latency_ns,
+            pid: next_pid,
+            _pad: 0,
+        };
+    }
+    0
+}
+
+/// Records when `pid` became runnable. Most tasks have an entry already (they ran before), and
+/// overwriting it in place skips the LRU update's locking, which costs more than the lookup.
+#[inline(always)]
+fn stamp(pid: u32, now: u64) {
+    if let Some(slot) = RUNQ_ENQUEUED.get_ptr_mut(pid) {
+        // SAFETY: a live map value; a racing writer can only store another stamp.
+        unsafe { *slot = now };
+        return;
+    }
+    // An LRU insert cannot fail for lack of room: it evicts the least recently used stamp.
+    let _ = RUNQ_ENQUEUED.insert(pid, now, 0);
+}
+
+#[inline(always)]
+fn charge(cgroup_id: u64, latency_ns: u64) {
+    if add(cgroup_id, latency_ns) {
+        return;
+    }
+    match RUNQ_LATENCY.insert(cgroup_id, RunqHistogram::default(), u64::from(BPF_NOEXIST)) {
+        Ok(()) | Err(EEXIST) => {
+            if !add(cgroup_id, latency_ns) {
+                record_overflow(overflow::RUNQ_LATENCY);
+            }
+        }
+        Err(_) => record_overflow(overflow::RUNQ_LATENCY),
+    }
+}
+
+/// Adds one sample to this CPU's copy of the cgroup's histogram; false when it has none yet.
+#[inline(always)]
+fn add(cgroup_id: u64, latency_ns: u64) -> bool {
+    let Some(h) = RUNQ_LATENCY.get_ptr_mut(cgroup_id) else {
+        return false;
+    };
+    let bucket = runq_bucket(latency_ns);
+    // SAFETY: this CPU's copy of a live map value, preemption disabled; `bucket` is below
+    // RUNQ_BUCKETS by construction (the verifier checks the index again).
+    unsafe {
+        if let Some(n) = (*h).buckets.get_mut(bucket) {
+            *n += 1;
+        }
+        (*h).sum_ns += latency_ns;
+    }
+    true
+}
+
+#[inline(always)]
+fn read_next_pid(ctx: &TracePointContext) -> u32 {
+    // SAFETY: plain integer global (see above).
+    let offset = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_NEXT_PID_OFFSET) };
+    if offset == DEFAULT_NEXT_PID_OFFSET {
+        // SAFETY: tracefs says a 4-byte next_pid is here; the verifier checks it again.
+        unsafe {
+            (ctx.as_ptr() as *const u8)
+                .add(DEFAULT_NEXT_PID_OFFSET as usize)
+                .cast::<u32>()
+                .read()
+        }
+    } else {
+        // SAFETY: bpf_probe_read_kernel tolerates bad addresses.
+        unsafe { ctx.read_at::<u32>(offset as usize) }.unwrap_or(0)
+    }
+}
