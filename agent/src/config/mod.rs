@@ -21,6 +21,7 @@ pub use source_map::{Position, SourceMap};
 
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
+use crate::sources::scrape::{ByteSize, ScrapeConfig};
 
 /// The configuration `nodemeter run` uses when no `--config` is given. It is also the
 /// reference documentation of every key.
@@ -34,9 +35,8 @@ pub const EMBEDDED_NAME: &str = "<embedded default config>";
 pub struct Config {
     /// Prometheus `global` section: defaults for scraping and labels added to everything sent.
     pub global: GlobalConfig,
-    /// Prometheus `scrape_configs` (not supported by this version yet: setting it is an error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scrape_configs: Option<serde_yaml::Value>,
+    /// Prometheus `scrape_configs`: jobs of HTTP targets to scrape.
+    pub scrape_configs: Vec<ScrapeConfig>,
     /// Prometheus `remote_write` (not supported by this version yet: setting it is an error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_write: Option<serde_yaml::Value>,
@@ -46,6 +46,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Facts about the node the agent runs on.
     pub node: NodeConfig,
+    /// nodemeter's own scraping settings (beside Prometheus's `scrape_configs`).
+    pub scrape: ScrapeAgentConfig,
     /// Container metrics read from cgroupfs and /proc.
     pub cgroup: CgroupConfig,
     /// Kernel probes.
@@ -78,6 +80,22 @@ impl Default for GlobalConfig {
             scrape_timeout: Duration::from_secs(10),
             evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeAgentConfig {
+    /// Largest body accepted from a target whose job sets no `body_size_limit` (Prometheus has
+    /// no ceiling; an agent on every node needs one).
+    pub max_body_size: ByteSize,
+}
+
+impl Default for ScrapeAgentConfig {
+    fn default() -> Self {
+        Self {
+            max_body_size: ByteSize(64 << 20),
         }
     }
 }
@@ -256,10 +274,14 @@ impl Config {
     /// Checks what types cannot express. Returns `(key path, message)` pairs.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if self.scrape_configs.as_ref().is_some_and(|v| !v.is_null()) {
+        problems.extend(crate::sources::scrape::validate_all(
+            &self.scrape_configs,
+            &self.global,
+        ));
+        if self.scrape.max_body_size.0 == 0 {
             problems.push((
-                "scrape_configs".into(),
-                "not supported by this version of nodemeter yet".into(),
+                "scrape.max_body_size".into(),
+                "must be greater than 0".into(),
             ));
         }
         if self.remote_write.as_ref().is_some_and(|v| !v.is_null()) {
