@@ -60,7 +60,7 @@ pub struct Config {
 
 /// Prometheus's `global` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "GlobalConfigInput")]
 pub struct GlobalConfig {
     /// How often to scrape targets by default (Prometheus default 1m).
     pub scrape_interval: Duration,
@@ -71,6 +71,47 @@ pub struct GlobalConfig {
     /// Labels added to every series sent to remote storage; a series' own label of the same
     /// name wins.
     pub external_labels: BTreeMap<String, String>,
+}
+
+/// `global` as written: an unset `scrape_timeout` is the smaller of 10s and the interval,
+/// as in Prometheus, so `scrape_interval: 5s` alone is valid.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct GlobalConfigInput {
+    /// See [`GlobalConfig::scrape_interval`].
+    scrape_interval: Duration,
+    /// See [`GlobalConfig::scrape_timeout`].
+    scrape_timeout: Option<Duration>,
+    /// See [`GlobalConfig::evaluation_interval`].
+    evaluation_interval: Duration,
+    /// See [`GlobalConfig::external_labels`].
+    external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfigInput {
+    fn default() -> Self {
+        let d = GlobalConfig::default();
+        Self {
+            scrape_interval: d.scrape_interval,
+            scrape_timeout: None,
+            evaluation_interval: d.evaluation_interval,
+            external_labels: d.external_labels,
+        }
+    }
+}
+
+impl From<GlobalConfigInput> for GlobalConfig {
+    fn from(g: GlobalConfigInput) -> Self {
+        let default_timeout = GlobalConfig::default().scrape_timeout;
+        Self {
+            scrape_timeout: g
+                .scrape_timeout
+                .unwrap_or(default_timeout.min(g.scrape_interval)),
+            scrape_interval: g.scrape_interval,
+            evaluation_interval: g.evaluation_interval,
+            external_labels: g.external_labels,
+        }
+    }
 }
 
 impl Default for GlobalConfig {
