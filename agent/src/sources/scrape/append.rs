@@ -169,7 +169,7 @@ impl TargetState {
                 }
             }
         }
-        let vanished = std::mem::replace(&mut self.current, HashSet::new());
+        let vanished = std::mem::take(&mut self.current);
         self.previous = current;
         match result {
             Ok(()) => {
@@ -250,11 +250,9 @@ impl TargetState {
                 continue;
             }
             let tracked = explicit.is_none() || cfg.track_timestamps_staleness;
-            if tracked {
-                if !self.current.insert(labels.clone()) {
-                    counts.duplicates += 1;
-                    continue;
-                }
+            if tracked && !self.current.insert(labels.clone()) {
+                counts.duplicates += 1;
+                continue;
             }
             if added {
                 counts.series_added += 1;

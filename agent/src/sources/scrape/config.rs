@@ -153,7 +153,7 @@ impl fmt::Display for ByteSize {
             return f.write_str("0");
         }
         for (unit, factor) in BYTE_UNITS.iter().rev().step_by(2) {
-            if self.0 % factor == 0 {
+            if self.0.is_multiple_of(*factor) {
                 return write!(f, "{}{unit}", self.0 / factor);
             }
         }

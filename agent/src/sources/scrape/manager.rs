@@ -111,9 +111,10 @@ impl ScrapeManager {
                     Ok(Some(t)) => {
                         let key = (group.job.name.clone(), t.labels.clone());
                         // Identical label sets within a job are one target.
-                        if !desired.contains_key(&key) {
+                        if let std::collections::hash_map::Entry::Vacant(slot) = desired.entry(key)
+                        {
                             *per_job.entry(group.job.name.clone()).or_default() += 1;
-                            desired.insert(key, Arc::new(t));
+                            slot.insert(Arc::new(t));
                         }
                     }
                     Ok(None) => dropped += 1,

@@ -211,7 +211,8 @@ fn attach(target: &[(&str, &str)], line: &str, honor: bool) -> String {
 
 #[test]
 fn honor_labels_false_moves_conflicts_to_exported_names() {
-    let cases: [(&[(&str, &str)], &str, &str); 6] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case<'_>; 6] = [
         (&[("n", "2")], r#"m{n="1"}"#, r#"m{exported_n="1",n="2"}"#),
         (
             &[("n", "2"), ("exported_n", "2")],
