@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod metrics;
+pub mod target;
 pub mod workload;
 
 /// Whether this process may create cgroups and load eBPF programs. The suite runs as root in
