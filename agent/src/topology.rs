@@ -16,6 +16,7 @@ use crate::pipeline::Pipeline;
 use crate::sinks::exposition::{self, SeriesStore, ServerState};
 use crate::sources::SourceContext;
 use crate::sources::cgroup::{self, CgroupSource};
+use crate::sources::ebpf::{self, EbpfSource};
 use crate::sources::scrape::{self, ScrapeSource};
 use crate::telemetry::Readiness;
 
@@ -78,6 +79,17 @@ impl Agent {
             tasks.spawn(async move {
                 if let Err(e) = source.run(ctx).await {
                     error!(error = %e, "scrape source failed");
+                }
+            });
+        }
+        // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
+        if let Some(probes) = ebpf::load_probes(&config.ebpf) {
+            let source = EbpfSource::new(probes, inventory.clone(), config.ebpf.interval.as_std());
+            readiness.expect(ebpf::SOURCE_NAME);
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = source.run(ctx).await {
+                    error!(error = %e, "ebpf source failed");
                 }
             });
         }

@@ -25,7 +25,9 @@ enum Item {
 }
 
 fn pairs(l: &nodemeter::exposition::parse::LabelSet<'_>) -> Vec<(String, String)> {
-    l.iter().map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
+    l.iter()
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn collect(body: &[u8], format: Format, options: ParseOptions) -> Option<Vec<Item>> {
@@ -38,29 +40,44 @@ fn collect(body: &[u8], format: Format, options: ParseOptions) -> Option<Vec<Ite
         match entry {
             Err(e) => {
                 let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
-                assert!(e.line >= 1 && (e.line as usize) <= lines, "{e} outside the body");
+                assert!(
+                    e.line >= 1 && (e.line as usize) <= lines,
+                    "{e} outside the body"
+                );
                 assert!(e.column >= 1);
                 let _ = e.to_string();
                 return None;
             }
             Ok(Entry::Eof) => break,
-            Ok(Entry::Help { name, text }) => out.push(Item::Help(name.into_owned(), text.into_owned())),
+            Ok(Entry::Help { name, text }) => {
+                out.push(Item::Help(name.into_owned(), text.into_owned()))
+            }
             Ok(Entry::Type { name, kind }) => out.push(Item::Type(name.into_owned(), kind)),
-            Ok(Entry::Unit { name, unit }) => out.push(Item::Unit(name.into_owned(), unit.to_owned())),
+            Ok(Entry::Unit { name, unit }) => {
+                out.push(Item::Unit(name.into_owned(), unit.to_owned()))
+            }
             Ok(Entry::Series(s)) => {
-                assert!(!s.value.is_nan() || s.value.to_bits() == nodemeter::exposition::parse::NORMAL_NAN_BITS);
+                assert!(
+                    !s.value.is_nan()
+                        || s.value.to_bits() == nodemeter::exposition::parse::NORMAL_NAN_BITS
+                );
                 let _ = s.to_builder().build();
                 out.push(Item::Series {
                     name: s.name.into_owned(),
                     labels: pairs(&s.labels),
                     value: s.value.to_bits(),
                     ts: s.timestamp_ms,
-                    exemplar: s.exemplar.map(|e| (pairs(&e.labels), e.value.to_bits(), e.timestamp_ms)),
+                    exemplar: s
+                        .exemplar
+                        .map(|e| (pairs(&e.labels), e.value.to_bits(), e.timestamp_ms)),
                 });
             }
         }
     }
-    assert!(parser.next().is_none(), "parser yields nothing after the end");
+    assert!(
+        parser.next().is_none(),
+        "parser yields nothing after the end"
+    );
     Some(out)
 }
 
@@ -167,7 +184,11 @@ fn encode(items: &[Item], format: Format) -> Option<String> {
             Item::Type(n, k) => {
                 out.push_str("# TYPE ");
                 metric_name(&mut out, n);
-                let _ = writeln!(out, " {}", if om { k.openmetrics() } else { k.text_0_0_4() });
+                let _ = writeln!(
+                    out,
+                    " {}",
+                    if om { k.openmetrics() } else { k.text_0_0_4() }
+                );
             }
             Item::Unit(n, u) => {
                 out.push_str("# UNIT ");

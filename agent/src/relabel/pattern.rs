@@ -7,16 +7,15 @@
 //! * `\d \w \s \b` (and their negations) are ASCII in Go and Unicode in Rust; they become
 //!   explicit ASCII classes. Go's `\s` is `[\t\n\f\r ]` (no `\v`), unlike Rust's ASCII `\s`.
 //! * Go-only syntax is translated: `\Q…\E` quoting, octal escapes, capture names starting with
-//!   a digit (all named groups become plain groups and names are resolved here), `(?)`.
+//!   a digit or used twice (named groups become plain groups; names are resolved here), `(?)`.
 //! * Literal characters are re-escaped, so characters that are literal in Go but special in
 //!   Rust (`[`, `&&`, `--`, `~~` inside classes, a `{` that does not start a repetition) stay
 //!   literal.
 //! * Go errors Rust would not raise are raised here: stacked repetitions (`a**`), repeat
 //!   counts above 1000, unknown escapes, Rust-only flags (`x`, `u`, `R`).
 //!
-//! Known remaining differences: Rust accepts some Unicode class names Go rejects (e.g.
-//! `\p{Letter}`, case-insensitive names), and Rust's compiled-size limit may reject huge
-//! patterns that Go compiles.
+//! Known remaining differences: Rust's compiled-size limit may reject huge patterns that Go
+//! compiles, and Unicode tables differ by version.
 
 use std::fmt::Write as _;
 
@@ -71,7 +70,7 @@ pub(crate) fn translate(go: &str) -> Result<Translated, PatternError> {
         out: String::with_capacity(go.len() + 16),
         group_count: 0,
         names: Vec::new(),
-        last_was_repeat: false,
+        last_repeat: None,
     };
     t.out.push_str("^(?s:");
     t.run()?;
@@ -89,10 +88,19 @@ struct Translator {
     out: String,
     group_count: usize,
     names: Vec<(String, usize)>,
-    last_was_repeat: bool,
+    /// The repetition operator just emitted, if the previous token was one.
+    last_repeat: Option<String>,
 }
 
 const MAX_REPEAT: u32 = 1000;
+
+/// A parsed `{n}`, `{n,}` or `{n,m}`.
+struct RepeatBraces {
+    original: String,
+    canonical: String,
+    min: u32,
+    max: Option<u32>,
+}
 
 impl Translator {
     fn peek(&self, ahead: usize) -> Option<char> {
@@ -107,7 +115,7 @@ impl Translator {
 
     fn run(&mut self) -> Result<(), PatternError> {
         while let Some(c) = self.peek(0) {
-            let mut is_repeat = false;
+            let mut repeat = None;
             match c {
                 '(' => self.group_open()?,
                 ')' | '|' | '.' | '^' | '$' => {
@@ -116,16 +124,15 @@ impl Translator {
                 }
                 '*' | '+' | '?' => {
                     self.pos += 1;
-                    self.repeat_op(&c.to_string())?;
-                    is_repeat = true;
+                    repeat = Some(self.repeat_op(&c.to_string(), &c.to_string())?);
                 }
                 '{' => match self.parse_repeat_braces() {
-                    Some((text, min, max)) => {
+                    Some(braces) => {
+                        let (min, max) = (braces.min, braces.max);
                         if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT || m < min) {
-                            return err(format!("invalid repeat count: `{text}`"));
+                            return err(format!("invalid repeat count: `{}`", braces.original));
                         }
-                        self.repeat_op(&text)?;
-                        is_repeat = true;
+                        repeat = Some(self.repeat_op(&braces.original, &braces.canonical)?);
                     }
                     None => {
                         push_literal(&mut self.out, '{');
@@ -139,29 +146,34 @@ impl Translator {
                     self.pos += 1;
                 }
             }
-            self.last_was_repeat = is_repeat;
+            self.last_repeat = repeat;
         }
         Ok(())
     }
 
     /// Emits a repetition operator (already consumed), plus a following non-greedy `?`.
-    fn repeat_op(&mut self, op: &str) -> Result<(), PatternError> {
-        let mut text = op.to_string();
+    /// Returns the operator as written, for error messages.
+    fn repeat_op(&mut self, original: &str, canonical: &str) -> Result<String, PatternError> {
+        let mut written = original.to_string();
+        let mut emitted = canonical.to_string();
         if self.peek(0) == Some('?') {
             self.pos += 1;
-            text.push('?');
+            written.push('?');
+            emitted.push('?');
         }
-        if self.last_was_repeat {
+        if let Some(previous) = &self.last_repeat {
             // Go (Perl mode) refuses stacked operators such as `a**` or `a+{2}`.
-            return err(format!("invalid nested repetition operator: `{text}`"));
+            return err(format!(
+                "invalid nested repetition operator: `{previous}{written}`"
+            ));
         }
-        self.out.push_str(&text);
-        Ok(())
+        self.out.push_str(&emitted);
+        Ok(written)
     }
 
     /// Parses `{n}`, `{n,}` or `{n,m}` at the cursor (Go rules: no leading zeros). Returns
     /// `None`, without consuming anything, when the brace is a literal.
-    fn parse_repeat_braces(&mut self) -> Option<(String, u32, Option<u32>)> {
+    fn parse_repeat_braces(&mut self) -> Option<RepeatBraces> {
         let start = self.pos;
         let mut i = self.pos + 1;
         let min = parse_go_int(&self.src, &mut i)?;
@@ -180,15 +192,18 @@ impl Translator {
         }
         i += 1;
         self.pos = i;
-        let text: String = self.src[start..i].iter().collect();
-        // Rust does not need the exact text; re-emit canonically.
+        let original: String = self.src[start..i].iter().collect();
         let canonical = match max {
-            Some(m) if m == min && !text.contains(',') => format!("{{{min}}}"),
+            Some(m) if m == min && !original.contains(',') => format!("{{{min}}}"),
             Some(m) => format!("{{{min},{m}}}"),
             None => format!("{{{min},}}"),
         };
-        let _ = text;
-        Some((canonical, min, max))
+        Some(RepeatBraces {
+            original,
+            canonical,
+            min,
+            max,
+        })
     }
 
     fn group_open(&mut self) -> Result<(), PatternError> {
@@ -216,9 +231,7 @@ impl Translator {
             if name.is_empty() || !name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
                 return err(format!("invalid named capture: `{shown}`"));
             }
-            if self.names.iter().any(|(n, _)| *n == name) {
-                return err(format!("duplicate capture group name: `{name}`"));
-            }
+            // Go accepts duplicate names; `$name` then takes the first such group that matched.
             self.group_count += 1;
             self.names.push((name, self.group_count));
             self.pos = end + 1;
@@ -290,7 +303,11 @@ impl Translator {
                     push_literal(&mut self.out, self.src[self.pos]);
                     self.pos += 1;
                 }
-                Ok(())
+                // Without `\E` Go quotes the rest of `^(?s:…)$` too, so the group never closes.
+                err(format!(
+                    "missing closing ): `^(?s:{})$`",
+                    self.src.iter().collect::<String>()
+                ))
             }
             'A' | 'z' => {
                 self.out.push('\\');
@@ -352,8 +369,11 @@ impl Translator {
             }
             None => name,
         };
-        // Go's table names are letters and underscores (categories, scripts, "Any").
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
+        // Go matches table names exactly (Rust would also take `greek` or `Letter`).
+        if name != "Any"
+            && !UNICODE_CATEGORIES.contains(&name.as_str())
+            && !UNICODE_SCRIPTS.contains(&name.as_str())
+        {
             let shown: String = self.src[start..self.pos].iter().collect();
             return err(format!("invalid character class range: `{shown}`"));
         }
@@ -515,6 +535,180 @@ impl Translator {
         }
     }
 }
+
+/// Go's `unicode.Categories` names.
+const UNICODE_CATEGORIES: &[&str] = &[
+    "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N",
+    "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So",
+    "Z", "Zl", "Zp", "Zs",
+];
+
+/// Go's `unicode.Scripts` names (Unicode 15, as in the Go releases Prometheus 3 is built with).
+const UNICODE_SCRIPTS: &[&str] = &[
+    "Adlam",
+    "Ahom",
+    "Anatolian_Hieroglyphs",
+    "Arabic",
+    "Armenian",
+    "Avestan",
+    "Balinese",
+    "Bamum",
+    "Bassa_Vah",
+    "Batak",
+    "Bengali",
+    "Bhaiksuki",
+    "Bopomofo",
+    "Brahmi",
+    "Braille",
+    "Buginese",
+    "Buhid",
+    "Canadian_Aboriginal",
+    "Carian",
+    "Caucasian_Albanian",
+    "Chakma",
+    "Cham",
+    "Cherokee",
+    "Chorasmian",
+    "Common",
+    "Coptic",
+    "Cuneiform",
+    "Cypriot",
+    "Cypro_Minoan",
+    "Cyrillic",
+    "Deseret",
+    "Devanagari",
+    "Dives_Akuru",
+    "Dogra",
+    "Duployan",
+    "Egyptian_Hieroglyphs",
+    "Elbasan",
+    "Elymaic",
+    "Ethiopic",
+    "Georgian",
+    "Glagolitic",
+    "Gothic",
+    "Grantha",
+    "Greek",
+    "Gujarati",
+    "Gunjala_Gondi",
+    "Gurmukhi",
+    "Han",
+    "Hangul",
+    "Hanifi_Rohingya",
+    "Hanunoo",
+    "Hatran",
+    "Hebrew",
+    "Hiragana",
+    "Imperial_Aramaic",
+    "Inherited",
+    "Inscriptional_Pahlavi",
+    "Inscriptional_Parthian",
+    "Javanese",
+    "Kaithi",
+    "Kannada",
+    "Katakana",
+    "Kawi",
+    "Kayah_Li",
+    "Kharoshthi",
+    "Khitan_Small_Script",
+    "Khmer",
+    "Khojki",
+    "Khudawadi",
+    "Lao",
+    "Latin",
+    "Lepcha",
+    "Limbu",
+    "Linear_A",
+    "Linear_B",
+    "Lisu",
+    "Lycian",
+    "Lydian",
+    "Mahajani",
+    "Makasar",
+    "Malayalam",
+    "Mandaic",
+    "Manichaean",
+    "Marchen",
+    "Masaram_Gondi",
+    "Medefaidrin",
+    "Meetei_Mayek",
+    "Mende_Kikakui",
+    "Meroitic_Cursive",
+    "Meroitic_Hieroglyphs",
+    "Miao",
+    "Modi",
+    "Mongolian",
+    "Mro",
+    "Multani",
+    "Myanmar",
+    "Nabataean",
+    "Nag_Mundari",
+    "Nandinagari",
+    "New_Tai_Lue",
+    "Newa",
+    "Nko",
+    "Nushu",
+    "Nyiakeng_Puachue_Hmong",
+    "Ogham",
+    "Ol_Chiki",
+    "Old_Hungarian",
+    "Old_Italic",
+    "Old_North_Arabian",
+    "Old_Permic",
+    "Old_Persian",
+    "Old_Sogdian",
+    "Old_South_Arabian",
+    "Old_Turkic",
+    "Old_Uyghur",
+    "Oriya",
+    "Osage",
+    "Osmanya",
+    "Pahawh_Hmong",
+    "Palmyrene",
+    "Pau_Cin_Hau",
+    "Phags_Pa",
+    "Phoenician",
+    "Psalter_Pahlavi",
+    "Rejang",
+    "Runic",
+    "Samaritan",
+    "Saurashtra",
+    "Sharada",
+    "Shavian",
+    "Siddham",
+    "SignWriting",
+    "Sinhala",
+    "Sogdian",
+    "Sora_Sompeng",
+    "Soyombo",
+    "Sundanese",
+    "Syloti_Nagri",
+    "Syriac",
+    "Tagalog",
+    "Tagbanwa",
+    "Tai_Le",
+    "Tai_Tham",
+    "Tai_Viet",
+    "Takri",
+    "Tamil",
+    "Tangsa",
+    "Tangut",
+    "Telugu",
+    "Thaana",
+    "Thai",
+    "Tibetan",
+    "Tifinagh",
+    "Tirhuta",
+    "Toto",
+    "Ugaritic",
+    "Vai",
+    "Vithkuqi",
+    "Wancho",
+    "Warang_Citi",
+    "Yezidi",
+    "Yi",
+    "Zanabazar_Square",
+];
 
 const POSIX_CLASSES: &[&str] = &[
     "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",

@@ -245,6 +245,9 @@ struct Rule {
     replacement: Template,
     /// `replacement` when it needs no expansion.
     replacement_value: Option<Symbol>,
+    /// A replace whose result is the single source label's value unchanged (`$1` with `(.*)`,
+    /// the operator's `replace(src=[X], tgt=Y)`): the value's symbol is reused, no interning.
+    copies_source: bool,
     modulus: u64,
     scheme: NameValidation,
 }
@@ -366,6 +369,22 @@ impl Rule {
         let target_name = target.as_literal().map(intern);
         let replacement = Template::parse(&cfg.replacement, group_count, &names);
         let replacement_value = replacement.as_literal().map(intern);
+        // Groups 0 and 1 of `(.*)`/`(.+)`, and group 0 of the other plain matchers, are the
+        // whole input value.
+        let whole_value_group = matches!(
+            (&matcher, replacement.as_single_group()),
+            (
+                Matcher::Any { capturing: true } | Matcher::NonEmpty { capturing: true },
+                Some(0 | 1)
+            ) | (
+                Matcher::Any { .. } | Matcher::NonEmpty { .. } | Matcher::Literal(_),
+                Some(0)
+            )
+        );
+        let copies_source = action == Action::Replace
+            && sources.len() == 1
+            && target_name.is_some()
+            && whole_value_group;
         Ok(Rule {
             action,
             sources: sources.iter().map(|s| s.as_str().into()).collect(),
@@ -376,6 +395,7 @@ impl Rule {
             target_name,
             replacement,
             replacement_value,
+            copies_source,
             modulus: cfg.modulus,
             scheme,
         })
@@ -486,6 +506,25 @@ impl Rule {
         value_buf: &mut String,
     ) {
         let val = self.source_value(labels, joined);
+        if self.copies_source
+            && let (Some(target), [source]) = (&self.target_name, &*self.sources)
+        {
+            if !self.matcher.is_match(val) || !self.scheme.is_valid_label_name(target) {
+                return;
+            }
+            // The expansion is the source value itself: reuse its symbol.
+            let value = labels
+                .iter()
+                .find(|l| *l.name == **source)
+                .map(|l| l.value.clone());
+            match value {
+                Some(value) => set_symbol(labels, target, &value),
+                None => {
+                    labels.remove(target);
+                }
+            }
+            return;
+        }
         if let (Some(target), Some(value)) = (&self.target_name, &self.replacement_value) {
             // Fast path: nothing to expand. Prometheus writes without matching when the input
             // is empty and the regex is the default; otherwise only on a match.

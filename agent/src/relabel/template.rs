@@ -14,6 +14,8 @@ enum Piece {
     Literal(String),
     /// Capture group by index (0 = the whole match).
     Group(usize),
+    /// A name several groups share: the first of them that took part in the match.
+    FirstOf(Box<[usize]>),
 }
 
 /// A parsed template.
@@ -49,11 +51,11 @@ impl Template {
                 continue;
             };
             rest = after;
-            if let Some(group) = resolve(name, group_count, names) {
+            if let Some(piece) = resolve(name, group_count, names) {
                 if !literal.is_empty() {
                     pieces.push(Piece::Literal(std::mem::take(&mut literal)));
                 }
-                pieces.push(Piece::Group(group));
+                pieces.push(piece);
             }
             // A group that does not exist expands to nothing.
         }
@@ -76,6 +78,14 @@ impl Template {
         }
     }
 
+    /// The group index when the template is exactly one group reference (`$1`, `${0}`).
+    pub(crate) fn as_single_group(&self) -> Option<usize> {
+        match self.pieces.as_slice() {
+            [Piece::Group(g)] => Some(*g),
+            _ => None,
+        }
+    }
+
     /// Appends the expansion to `out`; `group(i)` is the text of group `i`, `None` when it did
     /// not participate in the match (which expands to nothing, as in Go).
     pub(crate) fn expand_into<'h>(
@@ -88,6 +98,11 @@ impl Template {
                 Piece::Literal(s) => out.push_str(s),
                 Piece::Group(i) => {
                     if let Some(text) = group(*i) {
+                        out.push_str(text);
+                    }
+                }
+                Piece::FirstOf(candidates) => {
+                    if let Some(text) = candidates.iter().find_map(|&i| group(i)) {
                         out.push_str(text);
                     }
                 }
@@ -113,11 +128,20 @@ fn extract(s: &str) -> Option<(&str, &str)> {
 
 /// Maps a reference to a group index: an all-digit name without a leading zero (and below
 /// 1e8, as Go) is a number; anything else is looked up among the named groups.
-fn resolve(name: &str, group_count: usize, names: &[(String, usize)]) -> Option<usize> {
+fn resolve(name: &str, group_count: usize, names: &[(String, usize)]) -> Option<Piece> {
     if let Some(n) = go_group_number(name) {
-        return (n <= group_count).then_some(n);
+        return (n <= group_count).then_some(Piece::Group(n));
     }
-    names.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
+    let groups: Vec<usize> = names
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, i)| *i)
+        .collect();
+    match groups.as_slice() {
+        [] => None,
+        [one] => Some(Piece::Group(*one)),
+        _ => Some(Piece::FirstOf(groups.into_boxed_slice())),
+    }
 }
 
 /// Go's number rule in `extract`: decimal digits, no leading zero, and it stops being a

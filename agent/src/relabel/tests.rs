@@ -274,6 +274,31 @@ fn default_regex_from_a_missing_source_deletes_the_target() {
 }
 
 #[test]
+fn copying_a_label_follows_the_regex() {
+    // `(.+)` does not match an empty value: the target is left alone.
+    let yaml = "- source_labels: [a]\n  regex: (.+)\n  target_label: b\n  replacement: ${1}";
+    assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[("b", "old")]));
+    assert_eq!(
+        relabel(yaml, &[("a", "v"), ("b", "old")]),
+        expect(&[("a", "v"), ("b", "v")])
+    );
+    // `.*` matches it and `$0` expands to "", which deletes the target.
+    let yaml = "- source_labels: [a]\n  regex: .*\n  target_label: b\n  replacement: $0";
+    assert_eq!(relabel(yaml, &[("b", "old")]), expect(&[]));
+    assert_eq!(
+        relabel(yaml, &[("a", "v")]),
+        expect(&[("a", "v"), ("b", "v")])
+    );
+    // A literal regex copies only that value.
+    let yaml = "- source_labels: [a]\n  regex: prod\n  target_label: b\n  replacement: $0";
+    assert_eq!(
+        relabel(yaml, &[("a", "prod")]),
+        expect(&[("a", "prod"), ("b", "prod")])
+    );
+    assert_eq!(relabel(yaml, &[("a", "dev")]), expect(&[("a", "dev")]));
+}
+
+#[test]
 fn static_replace_without_sources_sets_the_label() {
     let yaml = "- target_label: endpoint\n  replacement: metrics";
     assert_eq!(
@@ -343,6 +368,14 @@ fn named_groups_including_go_only_names() {
     // Go allows a name that starts with a digit; `$1x` then refers to it.
     let yaml = "- source_labels: [a]\n  regex: '(?P<1x>a+)(b+)'\n  target_label: t\n  replacement: '$1x/$2'";
     assert_eq!(relabel(yaml, &[("a", "aab")]).unwrap()["t"], "aa/b");
+}
+
+#[test]
+fn duplicate_group_names_expand_to_the_first_that_matched() {
+    // Go accepts duplicate names; `$v` is the first group named v that took part.
+    let yaml = "- source_labels: [a]\n  regex: '(?P<v>x+)|y(?P<v>z+)'\n  target_label: t\n  replacement: '<$v>'";
+    assert_eq!(relabel(yaml, &[("a", "xx")]).unwrap()["t"], "<xx>");
+    assert_eq!(relabel(yaml, &[("a", "yzz")]).unwrap()["t"], "<zz>");
 }
 
 #[test]
@@ -712,13 +745,15 @@ fn syntax_go_rejects_is_rejected() {
         "a\\",
         "\\C",
         "\\e",
-        "(?P<a>x)(?P<a>y)",
         "(?P<a-b>x)",
         "(?P=a)",
         "[z-a]",
         "[[:foo:]]",
         "(?i-)a",
         "\\p{1}",
+        "\\p{greek}",
+        "\\p{Letter}",
+        "\\Qa",
     ] {
         let yaml = format!("- source_labels: [a]\n  regex: '{bad}'\n  action: keep");
         let err = compile_error(&yaml);
@@ -727,6 +762,19 @@ fn syntax_go_rejects_is_rejected() {
             "{bad:?} should be rejected, got {err}"
         );
     }
+}
+
+#[test]
+fn regex_errors_read_like_go() {
+    let err = compile_error("- source_labels: [a]\n  regex: 'a**'\n  action: keep").to_string();
+    assert!(
+        err.contains("invalid nested repetition operator: `**`"),
+        "{err}"
+    );
+    let err = compile_error("- source_labels: [a]\n  regex: 'x{1001}'\n  action: keep").to_string();
+    assert!(err.contains("invalid repeat count: `{1001}`"), "{err}");
+    let err = compile_error("- source_labels: [a]\n  regex: 'a\\1'\n  action: keep").to_string();
+    assert!(err.contains("invalid escape sequence: `\\1`"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1075,4 +1123,84 @@ fn rules_are_shareable_across_threads() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential check against Go itself
+
+/// `testdata/go_regexp_golden.jsonl` was produced by a small Go 1.19 program: for each pattern
+/// `regexp.Compile("^(?s:" + p + ")$")`, then for each input `FindStringSubmatchIndex` and
+/// `ExpandString(template)` (null = no match, `err` = compile error); and for each `case`
+/// string `strings.ToLower`, `strings.ToUpper` and md5 hashmod 1000. Here the same patterns go
+/// through a replace rule (`source_labels: [in]`, `target_label: out`, `replacement:
+/// <template>`); the template always expands to a non-empty string, so a missing `out` means
+/// no match.
+#[test]
+fn regex_and_templates_agree_with_go() {
+    let golden = include_str!("testdata/go_regexp_golden.jsonl");
+    let mut lines = golden.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let inputs: Vec<String> = serde_json::from_value(header["inputs"].clone()).unwrap();
+    let template = header["template"].as_str().unwrap();
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(case) = v["case"].as_str() {
+            let yaml = "- source_labels: [in]\n  target_label: l\n  action: lowercase\n- source_labels: [in]\n  target_label: u\n  action: uppercase\n- source_labels: [in]\n  target_label: h\n  action: hashmod\n  modulus: 1000";
+            let out = relabel(yaml, &[("in", case)]).unwrap();
+            for (key, want) in [("l", &v["lower"]), ("u", &v["upper"])] {
+                if out.get(key).map(String::as_str) != want.as_str() {
+                    mismatches.push(format!(
+                        "case {case:?} {key}: got {:?}, Go {want}",
+                        out.get(key)
+                    ));
+                }
+            }
+            if Some(out["h"].as_str())
+                != v["hashmod1000"].as_u64().map(|h| h.to_string()).as_deref()
+            {
+                mismatches.push(format!(
+                    "case {case:?} hashmod: got {}, Go {}",
+                    out["h"], v["hashmod1000"]
+                ));
+            }
+            checked += 1;
+            continue;
+        }
+        let pattern = v["p"].as_str().unwrap();
+        let cfg = RelabelConfig {
+            source_labels: Some(vec!["in".into()]),
+            regex: Some(pattern.into()),
+            target_label: "out".into(),
+            replacement: template.into(),
+            ..RelabelConfig::default()
+        };
+        let compiled = Rules::compile(std::slice::from_ref(&cfg));
+        match (&compiled, v.get("err")) {
+            (Err(e), None) => {
+                mismatches.push(format!("{pattern:?}: rejected ({e}) but Go compiles it"))
+            }
+            (Ok(_), Some(e)) => mismatches.push(format!("{pattern:?}: accepted but Go says {e}")),
+            (Err(_), Some(_)) => checked += 1,
+            (Ok(rules), None) => {
+                for (input, want) in inputs.iter().zip(v["r"].as_array().unwrap()) {
+                    let out = rules.process(&labels(&[("in", input)])).unwrap();
+                    let got = out.get("out");
+                    if got != want.as_str() {
+                        mismatches
+                            .push(format!("{pattern:?} on {input:?}: got {got:?}, Go {want}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches with Go:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert!(checked > 5000, "{checked}");
 }

@@ -234,7 +234,10 @@ impl<'a> Cursor<'a> {
                 return Err(self.unexpected(i, Expected::LabelValue));
             }
             let (end, escaped) = self.scan_quoted(i, text)?;
-            self.str(i + 1, end - 1, "label value")?;
+            // A body that is UTF-8 as a whole has UTF-8 between any two ASCII quotes.
+            if self.text.is_none() {
+                self.str(i + 1, end - 1, "label value")?;
+            }
             if name.quoted {
                 check_name(self, &name, "label name")?;
             }

@@ -981,3 +981,12 @@ fn canonical_float_form_matches_go() {
         assert_eq!(lex::CanonicalFloat::new(f).as_str(), want, "{f}");
     }
 }
+
+#[test]
+fn invalid_utf8_in_a_comment_does_not_fail_the_body() {
+    let body = b"# \xff\xfe not text\na{b=\"\xc3\xa9\"} 1\n";
+    assert_eq!(
+        parse_with(body, Format::PrometheusText, ParseOptions::default()).unwrap(),
+        ["a{b=\"é\"} 1.0", "EOF"]
+    );
+}

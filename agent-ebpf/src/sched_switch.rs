@@ -1,0 +1,167 @@
+//! `sched:sched_switch`: context switches per cgroup, split the way the kernel splits
+//! `nvcsw`/`nivcsw`.
+//!
+//! The tracepoint fires inside `__schedule()` before the switch, so "current" is the task being
+//! switched out and `bpf_get_current_cgroup_id()` is the cgroup to charge. The kernel reports
+//! `prev_state` as:
+//! - `TASK_REPORT_MAX` when the switch is a preemption (`__trace_sched_switch_state` with
+//!   `preempt`), which the kernel counts in `nivcsw`;
+//! - 0 (`R`) when the task entered the scheduler still runnable (`sched_yield`, a reschedule on
+//!   return to user space): `switch_count` keeps pointing at `nivcsw`;
+//! - one `TASK_REPORT` bit when it blocked: `nvcsw`.
+//!
+//! One case cannot be told apart from the record: a task that entered `schedule()` to block but
+//! had a signal pending is put back to `TASK_RUNNING` and reported as `R`, while the kernel
+//! counts it in `nvcsw`. That race is rare; it is counted as involuntary here.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::BPF_NOEXIST,
+    helpers::bpf_get_current_cgroup_id,
+    macros::{map, tracepoint},
+    maps::{PerCpuArray, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use nodemeter_ebpf_common::{
+    DEFAULT_PREEMPTED_STATE, DEFAULT_PREV_PID_OFFSET, DEFAULT_PREV_STATE_OFFSET, MAX_CGROUPS,
+    SchedCounters, overflow,
+};
+
+/// `-EEXIST`: another CPU inserted the same cgroup between our lookup and our insert.
+const EEXIST: i32 = -17;
+
+#[map]
+static SCHED_COUNTERS: PerCpuHashMap<u64, SchedCounters> =
+    PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+
+#[map]
+static MAP_OVERFLOWS: PerCpuArray<u64> = PerCpuArray::with_max_entries(overflow::SLOTS, 0);
+
+// Load-time globals (see `nodemeter_ebpf_common::globals`). They live in .rodata, which the
+// loader freezes, so the verifier sees constants and removes the branches they rule out.
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREV_PID_OFFSET: u32 = DEFAULT_PREV_PID_OFFSET;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREV_STATE_OFFSET: u32 = DEFAULT_PREV_STATE_OFFSET;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREV_STATE_SIZE: u32 = 8;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_PREEMPTED_STATE: u64 = DEFAULT_PREEMPTED_STATE;
+
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    let (prev_pid, prev_state) = read_prev(&ctx);
+    // The idle task (pid 0) belongs to no container; on a mostly idle node about half of all
+    // switches are the idle task's, so skipping it halves the map work.
+    if prev_pid == 0 {
+        return 0;
+    }
+    // SAFETY: the statics are plain integers; the volatile read keeps the compiler from
+    // folding the compiled-in default, since the loader rewrites it before loading.
+    let preempted = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE) };
+    let voluntary = prev_state != 0 && prev_state & preempted == 0;
+    // SAFETY: the helper takes no arguments and only reads the current task.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+
+    if count(cgroup_id, voluntary) {
+        return 0;
+    }
+    let first = if voluntary {
+        SchedCounters {
+            involuntary: 0,
+            voluntary: 1,
+        }
+    } else {
+        SchedCounters {
+            involuntary: 1,
+            voluntary: 0,
+        }
+    };
+    match SCHED_COUNTERS.insert(cgroup_id, first, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {}
+        Err(EEXIST) => {
+            // Lost the insert race to another CPU; our CPU's slot exists now.
+            if !count(cgroup_id, voluntary) {
+                record_overflow(overflow::SCHED_COUNTERS);
+            }
+        }
+        Err(_) => record_overflow(overflow::SCHED_COUNTERS),
+    }
+    0
+}
+
+/// Increments this CPU's counter of an existing entry; false when the cgroup has none yet.
+#[inline(always)]
+fn count(cgroup_id: u64, voluntary: bool) -> bool {
+    let Some(counters) = SCHED_COUNTERS.get_ptr_mut(cgroup_id) else {
+        return false;
+    };
+    // SAFETY: the pointer is this CPU's slot of a per-CPU map value; tracepoints run with
+    // preemption disabled, so nothing else writes it concurrently.
+    unsafe {
+        if voluntary {
+            (*counters).voluntary += 1;
+        } else {
+            (*counters).involuntary += 1;
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn record_overflow(slot: u32) {
+    if let Some(n) = MAP_OVERFLOWS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, preemption disabled (see `count`).
+        unsafe { *n += 1 };
+    }
+}
+
+/// `prev_pid` and `prev_state` of the record.
+#[inline(always)]
+fn read_prev(ctx: &TracePointContext) -> (u32, u64) {
+    // SAFETY: see `SCHED_SWITCH_PREEMPTED_STATE` in `sched_switch`.
+    let (pid_offset, state_offset, state_size) = unsafe {
+        (
+            core::ptr::read_volatile(&SCHED_SWITCH_PREV_PID_OFFSET),
+            core::ptr::read_volatile(&SCHED_SWITCH_PREV_STATE_OFFSET),
+            core::ptr::read_volatile(&SCHED_SWITCH_PREV_STATE_SIZE),
+        )
+    };
+    if pid_offset == DEFAULT_PREV_PID_OFFSET
+        && state_offset == DEFAULT_PREV_STATE_OFFSET
+        && state_size == 8
+    {
+        // The layout of every 64-bit kernel since 4.x: plain loads. The verifier only accepts
+        // ctx loads at constant offsets, hence this branch; it knows the globals (frozen
+        // .rodata) and removes whichever branch is dead, so the check costs nothing at run time.
+        let record = ctx.as_ptr() as *const u8;
+        // SAFETY: tracefs says the record has a 4-byte `prev_pid` and an 8-byte `prev_state` at
+        // these offsets; the verifier checks both accesses against the record again.
+        return unsafe {
+            (
+                record
+                    .add(DEFAULT_PREV_PID_OFFSET as usize)
+                    .cast::<u32>()
+                    .read(),
+                record
+                    .add(DEFAULT_PREV_STATE_OFFSET as usize)
+                    .cast::<u64>()
+                    .read(),
+            )
+        };
+    }
+    // Any other layout: probe reads at the variable offsets (each about as expensive as the
+    // rest of the program). A failed read (an offset outside the record, which tracefs rules
+    // out) counts the switch as the one of a running, non-idle task: involuntary.
+    // SAFETY: `read_at` goes through bpf_probe_read_kernel, which tolerates bad addresses.
+    unsafe {
+        let pid = ctx.read_at::<u32>(pid_offset as usize).unwrap_or(u32::MAX);
+        let state = if state_size == 4 {
+            ctx.read_at::<u32>(state_offset as usize).map(u64::from)
+        } else {
+            ctx.read_at::<u64>(state_offset as usize)
+        }
+        .unwrap_or(0);
+        (pid, state)
+    }
+}
