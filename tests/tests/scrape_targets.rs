@@ -212,7 +212,7 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
         )
     };
     let config = format!(
-        "{BASE}scrape:\n  max_body_size: 32MiB\nscrape_configs:\n{}{}{}{}{}{}{}",
+        "{BASE}scrape:\n  max_body_size: 32MiB\nscrape_configs:\n{}{}{}{}{}{}{}{}",
         job("timeout", "/slow", ""),
         job("http500", "/500", ""),
         job("garbage", "/garbage", ""),
@@ -220,6 +220,11 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
         job("huge", "/huge", "    body_size_limit: 10MB\n"),
         job("huge_default_ceiling", "/huge", ""),
         job("nocontenttype", "/nocontenttype", ""),
+        // Two targets over a limit of one: every target of the job fails, no request is made.
+        format!(
+            "  - job_name: targetlimit\n    scrape_interval: 1s\n    target_limit: 1\n    metrics_path: /never\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
+            target.addr.port()
+        ),
     );
     let agent = AgentProcess::start(&config);
     let jobs = [
@@ -236,6 +241,8 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
         ("nocontenttype", "content_type", "nocontenttype"),
     ];
     let m = agent.wait_for(Duration::from_secs(20), |m| {
+        let limited = m.find("up", &[("job", "targetlimit")]);
+        (limited.len() == 2 && limited.iter().all(|l| l.value == 0.0)).then_some(())?;
         jobs.iter()
             .all(|(j, reason, _)| {
                 up(m, j) == Some(0.0)
@@ -248,6 +255,10 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
             .then(|| m.text.clone())
     });
     let m = Exposition::parse(&m);
+    let limited = m.find("up", &[("job", "targetlimit")]);
+    assert_eq!(limited.len(), 2, "{}", m.text);
+    assert!(limited.iter().all(|l| l.value == 0.0));
+    assert!(target.requests().iter().all(|r| r.path != "/never"));
     // The sample-limit target still reports what it exposed.
     assert_eq!(
         m.value("scrape_samples_scraped", &[("job", "samplelimit")]),
