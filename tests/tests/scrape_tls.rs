@@ -106,7 +106,12 @@ fn https_targets_with_ca_client_certificate_server_name_and_skip_verify() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_certs(d);
-    std::fs::write(d.join("metrics"), "tls_metric 1\n").unwrap();
+    // With -HTTP, s_server sends the file as the complete response, headers included.
+    std::fs::write(
+        d.join("metrics"),
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\r\ntls_metric 1\n",
+    )
+    .unwrap();
     let port = free_port();
     // -HTTP serves files from the working directory; -Verify requires a client certificate.
     let _server = Kill(
@@ -136,7 +141,7 @@ fn https_targets_with_ca_client_certificate_server_name_and_skip_verify() {
     let p = d.display();
     let job = |name: &str, tls: &str| {
         format!(
-            "  - job_name: {name}\n    scheme: https\n    scrape_interval: 1s\n    fallback_scrape_protocol: PrometheusText0.0.4\n    tls_config:\n{tls}    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            "  - job_name: {name}\n    scheme: https\n    scrape_interval: 1s\n    tls_config:\n{tls}    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         )
     };
     let client = format!("      cert_file: {p}/client.pem\n      key_file: {p}/client.key\n");
