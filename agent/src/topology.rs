@@ -63,7 +63,12 @@ impl Agent {
             let hierarchies =
                 Hierarchies::detect(&config.cgroup.mounts).context("cgroup source")?;
             info!(mode = hierarchies.mode().as_str(), unified = ?hierarchies.unified, v1 = ?hierarchies.v1.keys().collect::<Vec<_>>(), "cgroup hierarchies");
-            let source = CgroupSource::new(config.cgroup.clone(), hierarchies, inventory.clone());
+            let source = CgroupSource::new(
+                config.cgroup.clone(),
+                hierarchies,
+                inventory.clone(),
+                &config.node.resolved_name(),
+            );
             readiness.expect(cgroup::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod cgroups;
 pub mod metrics;
 pub mod target;
 pub mod workload;

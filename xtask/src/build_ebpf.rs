@@ -135,3 +135,48 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn flags(root: &str, target: &str) -> Vec<String> {
+        let ws = Workspace {
+            root: PathBuf::from(root),
+            target_dir: PathBuf::from(target),
+            cargo_home: PathBuf::from("/home/u/.cargo"),
+            rustup_home: PathBuf::from("/home/u/.rustup"),
+        };
+        let nightly = Nightly {
+            sysroot: PathBuf::from("/home/u/.rustup/toolchains/nightly-x86_64-unknown-linux-gnu"),
+            version_verbose: String::new(),
+            llvm_major: 22,
+        };
+        rustflags(&ws, &nightly)
+            .to_str()
+            .unwrap()
+            .split('\x1f')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn btf_and_debuginfo_come_first() {
+        let f = flags("/src/nodemeter", "/src/nodemeter/target");
+        assert_eq!(f[..2], ["-Cdebuginfo=2", "-Clink-arg=--btf"]);
+    }
+
+    #[test]
+    fn more_specific_prefixes_are_remapped_last() {
+        // rustc applies the last matching rule: a target dir inside the repository must still
+        // map to /target, and the toolchain inside RUSTUP_HOME to /rustc-nightly.
+        let f = flags("/src/nodemeter", "/src/nodemeter/target");
+        let pos = |s: &str| f.iter().position(|x| x.ends_with(s)).unwrap();
+        assert!(pos("=/nodemeter") < pos("=/target"));
+        assert!(pos("=/rustup") < pos("=/rustc-nightly"));
+        assert!(f.contains(&"--remap-path-prefix=/home/u/.cargo=/cargo".to_owned()));
+    }
+}

@@ -121,6 +121,20 @@ impl Hierarchies {
         self.unified.as_deref().map(|m| join(m, path))
     }
 
+    /// The hierarchy whose directory tree defines which cgroups exist: the unified tree on a
+    /// pure v2 host, else the first mounted of the v1 controllers cAdvisor reads (a hybrid
+    /// host's unified tree is systemd's bookkeeping, not where containers are accounted).
+    pub fn primary(&self) -> Option<&Path> {
+        if self.mode() == CgroupMode::V2 {
+            return self.unified.as_deref();
+        }
+        ["cpu", "cpuacct", "memory", "pids", "blkio"]
+            .iter()
+            .find_map(|c| self.v1.get(*c))
+            .map(PathBuf::as_path)
+            .or(self.unified.as_deref())
+    }
+
     /// Every hierarchy's mount point (unified first), for directory walks.
     pub fn mounts(&self) -> Vec<&Path> {
         let mut v: Vec<&Path> = self.unified.iter().map(PathBuf::as_path).collect();

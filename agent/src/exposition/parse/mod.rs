@@ -7,6 +7,11 @@
 //! that names line, column, what was expected and what was found; any error fails the whole
 //! scrape, as it does in Prometheus.
 //!
+//! Where Prometheus' lexers have accidents we are stricter rather than silent: a NUL byte at
+//! the start of a 0.0.4 line is an error (Prometheus stops reading there), an OpenMetrics
+//! sample followed by a stray space is an error (Prometheus skips the rest of that line), and
+//! quoted OpenMetrics label names may not contain a raw newline.
+//!
 //! ```
 //! use nodemeter::exposition::parse::{Entry, Format, Parser};
 //! let body = b"# TYPE up gauge\nup{job=\"node\"} 1\n";
@@ -163,6 +168,7 @@ impl<'a> LabelSet<'a> {
     pub fn iter(&self) -> LabelIter<'a> {
         LabelIter {
             rest: self.raw,
+            escaped: self.escaped,
             canonical_float: self.canonical_float,
         }
     }
@@ -188,25 +194,44 @@ impl<'a> IntoIterator for &LabelSet<'a> {
     }
 }
 
-/// Iterator over a [`LabelSet`]. The text was validated by the parser, so this only splits it.
+/// Iterator over a [`LabelSet`]. The text was validated by the parser, so this only splits it,
+/// byte-wise, at the ASCII delimiters.
 #[derive(Clone, Debug)]
 pub struct LabelIter<'a> {
     rest: &'a str,
+    escaped: bool,
     canonical_float: Option<&'static str>,
 }
 
-/// Length of the quoted string at the start of `s` (quotes included), honouring escapes.
-fn quoted_len(s: &str) -> usize {
-    let b = s.as_bytes();
-    let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
+impl<'a> LabelIter<'a> {
+    /// The quoted string at `rest[i]` (which holds `"`): its contents and the offset after it.
+    fn quoted(&self, i: usize) -> (Cow<'a, str>, usize) {
+        let b = self.rest.as_bytes();
+        let start = (i + 1).min(b.len());
+        let mut j = start;
+        if self.escaped {
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+        } else {
+            j = memchr::memchr(b'"', &b[start..]).map_or(b.len(), |k| start + k);
         }
+        let j = j.min(b.len());
+        let inner = self.rest.get(start..j).unwrap_or("");
+        let text = if self.escaped {
+            lex::unescape(inner, lex::Escapes::LabelValue)
+        } else {
+            Cow::Borrowed(inner)
+        };
+        (text, (j + 1).min(b.len()))
     }
-    b.len()
+}
+
+fn skip(b: &[u8], mut i: usize, set: &[u8]) -> usize {
+    while i < b.len() && set.contains(&b[i]) {
+        i += 1;
+    }
+    i
 }
 
 impl<'a> Iterator for LabelIter<'a> {
@@ -214,42 +239,42 @@ impl<'a> Iterator for LabelIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let s = self.rest.trim_start_matches([' ', '\t', ',']);
-            if s.is_empty() {
-                self.rest = s;
-                return None;
-            }
-            let (name, after) = if s.starts_with('"') {
-                let n = quoted_len(s).min(s.len());
-                let inner = s.get(1..n.saturating_sub(1).max(1)).unwrap_or("");
-                (lex::unescape(inner, lex::Escapes::LabelValue), &s[n..])
-            } else {
-                let n = s
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(s.len());
-                (Cow::Borrowed(&s[..n]), &s[n..])
-            };
-            let after = after.trim_start_matches([' ', '\t']);
-            let Some(after) = after.strip_prefix('=') else {
-                // A quoted metric name inside the braces: not a label.
-                if !s.starts_with('"') {
-                    self.rest = "";
-                    return None;
-                }
-                self.rest = after;
-                continue;
-            };
-            let after = after.trim_start_matches([' ', '\t']);
-            if !after.starts_with('"') {
+            let b = self.rest.as_bytes();
+            let i = skip(b, 0, b" \t,");
+            if i >= b.len() {
                 self.rest = "";
                 return None;
             }
-            let n = quoted_len(after).min(after.len());
-            let value = lex::unescape(
-                after.get(1..n.saturating_sub(1).max(1)).unwrap_or(""),
-                lex::Escapes::LabelValue,
-            );
-            self.rest = &after[n..];
+            let (name, after) = if b[i] == b'"' {
+                self.quoted(i)
+            } else {
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                if j == i {
+                    self.rest = "";
+                    return None;
+                }
+                (Cow::Borrowed(self.rest.get(i..j).unwrap_or("")), j)
+            };
+            let eq = skip(b, after, b" \t");
+            if b.get(eq) != Some(&b'=') {
+                // A quoted metric name inside the braces: not a label.
+                if b[i] != b'"' {
+                    self.rest = "";
+                    return None;
+                }
+                self.rest = self.rest.get(after..).unwrap_or("");
+                continue;
+            }
+            let open = skip(b, eq + 1, b" \t");
+            if b.get(open) != Some(&b'"') {
+                self.rest = "";
+                return None;
+            }
+            let (value, end) = self.quoted(open);
+            self.rest = self.rest.get(end..).unwrap_or("");
             let value = match self.canonical_float {
                 Some(l) if name == l => lex::canonical_float_label(value),
                 _ => value,

@@ -990,3 +990,25 @@ fn invalid_utf8_in_a_comment_does_not_fail_the_body() {
         ["a{b=\"é\"} 1.0", "EOF"]
     );
 }
+
+#[test]
+fn a_builder_is_reused_across_lines() {
+    let body = b"a{x=\"1\"} 1\nb{y=\"2\"} 2\n";
+    let mut b = crate::model::LabelsBuilder::new();
+    let mut seen = Vec::new();
+    for e in Parser::new(body, Format::PrometheusText) {
+        if let Entry::Series(s) = e.unwrap() {
+            s.fill_builder(&mut b);
+            seen.push(b.build().to_string());
+        }
+    }
+    assert_eq!(seen, [r#"a{x="1"}"#, r#"b{y="2"}"#]);
+}
+
+#[test]
+fn nul_at_line_start_is_an_error_not_a_silent_end() {
+    assert_eq!(
+        text_err(b"a 1\n\0b 2\n"),
+        "line 2, column 1: expected metric name, '{' or '#' at start of line, found \"\\0b\""
+    );
+}

@@ -1,67 +1,336 @@
-//! Turning readings into samples: identity labels plus the family's own labels, metadata once
-//! per family, staleness tracking for series that disappear.
+//! Turning readings into samples: identity labels plus target labels plus the family's own
+//! labels, metadata once per family, stale markers for series that disappear.
+//!
+//! Building a label set costs interner lookups, a sort and an allocation, and the result is
+//! the same every cycle for a given (cgroup, family, extra labels). So each cgroup keeps a
+//! [`SeriesCache`] of finished (and relabeled) label sets, rebuilt only when the cgroup's
+//! identity labels change; a steady-state cycle builds no labels at all. Each cached series
+//! remembers the cycle it was last emitted in, which is all staleness needs: a series emitted
+//! last cycle and not this one gets a stale marker, without hashing any label set.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{
-    Batch, FamilyMetadata, Labels, METRIC_NAME, MetricType, Sample, SourceId, StalenessTracker,
-    Symbol, intern,
+    Batch, FamilyMetadata, Labels, METRIC_NAME, Sample, SourceId, intern, stale_nan,
 };
 
-pub struct Emitter<'a> {
-    batch: Batch,
-    timestamp_ms: i64,
-    staleness: &'a mut StalenessTracker,
-    families: HashSet<Symbol>,
-    metric_name: Symbol,
+use super::families::Family;
+
+/// Relabel rules applied to every series of this source; `None` drops the series. Applied
+/// once per series when its labels are first built, not per sample.
+pub type RelabelFn = Arc<dyn Fn(&Labels) -> Option<Labels> + Send + Sync>;
+
+/// Which collector produced a series, so a collector that skips a cycle (its own interval is
+/// longer) keeps its series alive instead of letting them go stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Group {
+    Always,
+    Spec,
+    Cpu,
+    CpuLoad,
+    Memory,
+    DiskIo,
+    Disk,
+    Network,
+    Process,
+    Oom,
+    Pressure,
+    Hugetlb,
+    Machine,
 }
 
-impl<'a> Emitter<'a> {
-    pub fn new(source: SourceId, timestamp_ms: i64, staleness: &'a mut StalenessTracker) -> Self {
+struct Cached {
+    /// Finished labels; None when relabeling dropped the series.
+    labels: Option<Labels>,
+    group: Group,
+    /// Cycle in which the series was last emitted.
+    cycle: u64,
+}
+
+/// Finished label sets of one cgroup's (or the machine's) series.
+pub struct SeriesCache {
+    /// Identity labels the cache was built for.
+    identity: Option<Labels>,
+    /// Identity plus target labels.
+    base: Labels,
+    series: HashMap<u64, Cached>,
+}
+
+impl Default for SeriesCache {
+    fn default() -> Self {
+        Self {
+            identity: None,
+            base: Labels::empty(),
+            series: HashMap::new(),
+        }
+    }
+}
+
+impl SeriesCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+pub struct SeriesEmitter<'a> {
+    batch: Batch,
+    timestamp_ms: i64,
+    cycle: u64,
+    /// Families already described in this batch, by name pointer.
+    described: Vec<*const Family>,
+    target: &'a Labels,
+    relabel: Option<&'a RelabelFn>,
+}
+
+impl<'a> SeriesEmitter<'a> {
+    /// An emitter for one cycle (`cycle` counts up by one per collection).
+    pub fn new(
+        source: SourceId,
+        timestamp_ms: i64,
+        cycle: u64,
+        target: &'a Labels,
+        relabel: Option<&'a RelabelFn>,
+    ) -> Self {
         Self {
             batch: Batch::new(source),
             timestamp_ms,
-            staleness,
-            families: HashSet::new(),
-            metric_name: intern(METRIC_NAME),
+            cycle,
+            described: Vec::with_capacity(128),
+            target,
+            relabel,
         }
     }
 
-    /// Emits one sample of family `name` for the cgroup identified by `identity`, with the
-    /// family's own `extra` labels.
+    pub fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    /// Points `cache` at `identity` labels; a change (metadata arrived, pod renamed) empties it.
+    pub fn bind(&self, cache: &mut SeriesCache, identity: &Labels) {
+        if cache.identity.as_ref() == Some(identity) {
+            return;
+        }
+        let mut b = identity.builder();
+        for l in self.target.iter() {
+            // Exporter labels win over target labels, as with `honor_labels: true`.
+            if identity.get(&l.name).is_none() {
+                b.set_symbols(l.name.clone(), l.value.clone());
+            }
+        }
+        cache.base = b.build();
+        cache.identity = Some(identity.clone());
+        cache.series.clear();
+    }
+
+    /// Emits one sample of `family` with the family's own `extra` labels, using (and filling)
+    /// the cache bound with [`bind`](Self::bind).
     pub fn emit(
         &mut self,
-        name: &str,
-        kind: MetricType,
-        help: &str,
-        identity: &Labels,
+        cache: &mut SeriesCache,
+        group: Group,
+        family: &'static Family,
         extra: &[(&str, &str)],
         value: f64,
     ) {
-        let name = intern(name);
-        if self.families.insert(name.clone()) {
+        let key = series_key(family, extra);
+        let cached = cache.series.entry(key).or_insert_with(|| {
+            let mut b = cache.base.builder();
+            b.set(METRIC_NAME, family.name);
+            for (k, v) in extra {
+                b.set(k, v);
+            }
+            let labels = b.build();
+            let labels = match self.relabel {
+                Some(r) => r(&labels),
+                None => Some(labels),
+            };
+            Cached {
+                labels,
+                group,
+                cycle: 0,
+            }
+        });
+        cached.cycle = self.cycle;
+        let Some(labels) = &cached.labels else {
+            return;
+        };
+        let fp: *const Family = family;
+        if !self.described.contains(&fp) {
+            self.described.push(fp);
             self.batch
                 .metadata
-                .push(FamilyMetadata::new(&name, kind, help));
+                .push(FamilyMetadata::new(family.name, family.kind, family.help));
         }
-        let mut b = identity.builder();
-        b.set_symbols(self.metric_name.clone(), name);
-        for (k, v) in extra {
-            b.set(k, v);
-        }
-        let labels = b.build();
-        self.staleness.observe(&labels);
         self.batch.samples.push(Sample {
-            labels,
+            labels: labels.clone(),
             timestamp_ms: self.timestamp_ms,
             value,
         });
     }
 
-    /// Ends the cycle: stale markers for series that disappeared, then the batch.
-    pub fn finish(mut self) -> Batch {
-        self.staleness
-            .finish_cycle(self.timestamp_ms, &mut self.batch.samples);
+    /// Keeps the series `group` emitted last time alive without new samples: that collector
+    /// is not due this cycle.
+    pub fn keep_alive(&mut self, cache: &mut SeriesCache, group: Group) {
+        let previous = self.cycle.saturating_sub(1);
+        for c in cache.series.values_mut() {
+            if c.group == group && c.cycle >= previous {
+                c.cycle = self.cycle;
+            }
+        }
+    }
+
+    /// Forgets series of `cache` not emitted for `max_age` cycles (a device or interface that
+    /// went away), so caches do not grow with churn inside a long-lived cgroup.
+    pub fn prune(&self, cache: &mut SeriesCache, max_age: u64) {
+        let cycle = self.cycle;
+        cache
+            .series
+            .retain(|_, c| cycle.saturating_sub(c.cycle) <= max_age);
+    }
+
+    /// Stale markers for the series of `cache` emitted last cycle and not this one (a device
+    /// or interface that went away, a set that stopped). Call once per cache after emitting.
+    pub fn end_cache(&mut self, cache: &SeriesCache) {
+        let previous = self.cycle.saturating_sub(1);
+        for c in cache.series.values() {
+            if c.cycle == previous
+                && let Some(l) = &c.labels
+            {
+                self.batch.samples.push(Sample {
+                    labels: l.clone(),
+                    timestamp_ms: self.timestamp_ms,
+                    value: stale_nan(),
+                });
+            }
+        }
+    }
+
+    /// Stale markers for every live series of a cgroup that is gone.
+    pub fn retire(&mut self, cache: &SeriesCache) {
+        let previous = self.cycle.saturating_sub(1);
+        for c in cache.series.values() {
+            if c.cycle >= previous
+                && let Some(l) = &c.labels
+            {
+                self.batch.samples.push(Sample {
+                    labels: l.clone(),
+                    timestamp_ms: self.timestamp_ms,
+                    value: stale_nan(),
+                });
+            }
+        }
+    }
+
+    /// Ends the cycle: the batch.
+    pub fn finish(self) -> Batch {
         self.batch
+    }
+}
+
+/// FNV-1a over the family and its extra labels: a 64-bit key is collision-free in practice
+/// for the few hundred series of one cgroup.
+fn series_key(family: &'static Family, extra: &[(&str, &str)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(family.name.as_bytes());
+    for (k, v) in extra {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    h
+}
+
+/// Target labels as a label set (interned once).
+pub fn target_labels<'k>(pairs: impl IntoIterator<Item = (&'k str, &'k str)>) -> Labels {
+    let mut b = crate::model::LabelsBuilder::new();
+    for (k, v) in pairs {
+        b.set_symbols(intern(k), intern(v));
+    }
+    b.build()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::sources::cgroup::families::{CPU_USAGE, MEM_RSS};
+
+    #[test]
+    fn labels_are_built_once_and_target_labels_do_not_override_identity() {
+        let target = target_labels([("job", "kubelet"), ("pod", "should-not-win")]);
+        let mut cache = SeriesCache::new();
+        let identity = Labels::from_pairs([("id", "/a"), ("pod", "web")]);
+        let mut first = None;
+        for cycle in 1..=2 {
+            let mut e = SeriesEmitter::new(SourceId::new("t"), 1000, cycle, &target, None);
+            e.bind(&mut cache, &identity);
+            e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
+            e.end_cache(&cache);
+            let b = e.finish();
+            let l = b.samples[0].labels.clone();
+            assert_eq!(l.get("pod"), Some("web"));
+            assert_eq!(l.get("job"), Some("kubelet"));
+            assert_eq!(l.get("cpu"), Some("total"));
+            if let Some(f) = &first {
+                assert!(std::ptr::eq(
+                    Labels::as_slice(f).as_ptr(),
+                    l.as_slice().as_ptr()
+                ));
+            }
+            first = Some(l);
+        }
+    }
+
+    #[test]
+    fn relabel_drops_are_remembered_and_kept_alive_series_do_not_go_stale() {
+        let target = Labels::empty();
+        let drop_rss: RelabelFn = Arc::new(|l: &Labels| {
+            (l.metric_name() != Some("container_memory_rss")).then(|| l.clone())
+        });
+        let mut cache = SeriesCache::new();
+        let identity = Labels::from_pairs([("id", "/a")]);
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 1, 1, &target, Some(&drop_rss));
+        e.bind(&mut cache, &identity);
+        e.emit(&mut cache, Group::Memory, &MEM_RSS, &[], 1.0);
+        e.emit(&mut cache, Group::Cpu, &CPU_USAGE, &[("cpu", "total")], 1.0);
+        e.end_cache(&cache);
+        let b = e.finish();
+        assert_eq!(b.samples.len(), 1);
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 2, 2, &target, Some(&drop_rss));
+        e.bind(&mut cache, &identity);
+        e.keep_alive(&mut cache, Group::Cpu);
+        e.end_cache(&cache);
+        let b = e.finish();
+        assert!(b.samples.is_empty(), "no new sample and no stale marker");
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 3, 3, &target, Some(&drop_rss));
+        e.bind(&mut cache, &identity);
+        e.end_cache(&cache);
+        let b = e.finish();
+        assert_eq!(
+            b.samples.len(),
+            1,
+            "the CPU series stopped: one stale marker"
+        );
+        assert!(crate::model::is_stale_nan(b.samples[0].value));
+        let mut e = SeriesEmitter::new(SourceId::new("t"), 4, 4, &target, Some(&drop_rss));
+        e.end_cache(&cache);
+        assert!(e.finish().samples.is_empty(), "once");
     }
 }

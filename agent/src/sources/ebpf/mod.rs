@@ -514,3 +514,32 @@ impl SchedSwitchGlobals {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_probes_can_move_to_a_collection_task() {
+        fn assert_send<T: Send>() {}
+        assert_send::<KernelProbes>();
+    }
+
+    #[test]
+    fn probe_names_round_trip() {
+        for &p in Probe::ALL {
+            assert_eq!(Probe::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Probe::from_name("sched_swich"), None);
+    }
+
+    #[test]
+    fn disabled_section_selects_nothing() {
+        let config = EbpfConfig {
+            enabled: false,
+            ..EbpfConfig::default()
+        };
+        assert!(ProbeSelection::from_config(&config).is_empty());
+        assert!(ProbeSelection::from_config(&EbpfConfig::default()).is_enabled(Probe::SchedSwitch));
+    }
+}
