@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -34,7 +35,7 @@ pub struct ScrapeManager {
     seed: u64,
     running: HashMap<(String, Labels), Running>,
     /// Loops that were stopped and may still write end-of-target markers.
-    ending: HashMap<(String, Labels), CancellationToken>,
+    ending: HashMap<(String, Labels), (CancellationToken, Instant)>,
     job_targets: HashMap<String, Arc<AtomicUsize>>,
     tasks: JoinSet<()>,
 }
@@ -151,7 +152,9 @@ impl ScrapeManager {
                     // Restarted with new settings: its series continue.
                     r.suppress.cancel();
                 } else {
-                    self.ending.insert(key, r.suppress);
+                    // The loop writes its markers within ~2.1 intervals; after 3 it is done.
+                    let done = Instant::now() + r.target.interval.mul_f64(3.0);
+                    self.ending.insert(key, (r.suppress, done));
                 }
             }
         }
@@ -160,7 +163,7 @@ impl ScrapeManager {
             if self.running.contains_key(&key) {
                 continue;
             }
-            if let Some(suppress) = self.ending.remove(&key) {
+            if let Some((suppress, _)) = self.ending.remove(&key) {
                 suppress.cancel();
             }
             let stop = CancellationToken::new();
@@ -186,8 +189,9 @@ impl ScrapeManager {
             );
             started += 1;
         }
-        // Ending loops finish on their own; forget tokens of ones long done.
-        self.ending.retain(|_, t| !t.is_cancelled());
+        // Ending loops finish on their own; forget the tokens of those that are done.
+        let now = Instant::now();
+        self.ending.retain(|_, (_, done)| *done > now);
         telemetry::registry()
             .gauge("nodemeter_scrape_targets", "Targets being scraped.", &[])
             .set(self.running.len() as f64);
