@@ -18,6 +18,7 @@ use crate::sinks::remote_write::RemoteWrite;
 use crate::sources::SourceContext;
 use crate::sources::cgroup::{self, CgroupSource};
 use crate::sources::ebpf::{self, EbpfSource};
+use crate::sources::scrape::{self, ScrapeSource};
 use crate::telemetry::Readiness;
 
 /// How long shutdown may take before the agent gives up waiting for tasks.
@@ -94,6 +95,16 @@ impl Agent {
             tasks.spawn(async move {
                 if let Err(e) = source.run(ctx).await {
                     error!(error = %e, "cgroup source failed");
+                }
+            });
+        }
+        if !config.scrape_configs.is_empty() {
+            let source = ScrapeSource::new(&config).context("scrape source")?;
+            readiness.expect(scrape::SOURCE_NAME);
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = source.run(ctx).await {
+                    error!(error = %e, "scrape source failed");
                 }
             });
         }

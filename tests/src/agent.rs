@@ -98,6 +98,11 @@ impl AgentProcess {
         agent
     }
 
+    /// Process id of the agent (for /proc checks such as peak memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod metrics;
 pub mod receivers;
 pub mod sink;
+pub mod target;
 pub mod workload;
 
 /// Whether this process may create cgroups and load eBPF programs. The suite runs as root in

@@ -32,7 +32,9 @@ fn serves_health_readiness_and_self_metrics_then_stops_cleanly_on_sigterm() {
 #[test]
 fn openmetrics_is_served_when_the_scraper_asks_for_it() {
     let agent = AgentProcess::start(QUIET_CONFIG);
-    agent.wait_for(Duration::from_secs(10), |_| (agent.get("/readyz")?.0 == 200).then_some(()));
+    agent.wait_for(Duration::from_secs(10), |_| {
+        (agent.get("/readyz")?.0 == 200).then_some(())
+    });
     let (status, body) = agent
         .get_with(
             "/metrics",

@@ -19,10 +19,11 @@ pub use duration::Duration;
 pub use error::{ConfigError, Located};
 pub use source_map::{Position, SourceMap};
 
-use crate::sinks::remote_write::{RemoteWriteConfig, WalConfig};
 use crate::discovery::kubernetes::KubernetesConfig;
+use crate::sinks::remote_write::{RemoteWriteConfig, WalConfig};
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
+use crate::sources::scrape::{ByteSize, ScrapeConfig};
 
 /// The configuration `nodemeter run` uses when no `--config` is given. It is also the
 /// reference documentation of every key.
@@ -36,9 +37,8 @@ pub const EMBEDDED_NAME: &str = "<embedded default config>";
 pub struct Config {
     /// Prometheus `global` section: defaults for scraping and labels added to everything sent.
     pub global: GlobalConfig,
-    /// Prometheus `scrape_configs` (not supported by this version yet: setting it is an error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scrape_configs: Option<serde_yaml::Value>,
+    /// Prometheus `scrape_configs`: jobs of HTTP targets to scrape.
+    pub scrape_configs: Vec<ScrapeConfig>,
     /// Prometheus `remote_write`: endpoints to send everything collected to.
     pub remote_write: Vec<RemoteWriteConfig>,
     /// The write-ahead log in front of remote write (nodemeter's own section).
@@ -49,6 +49,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Facts about the node the agent runs on.
     pub node: NodeConfig,
+    /// nodemeter's own scraping settings (beside Prometheus's `scrape_configs`).
+    pub scrape: ScrapeAgentConfig,
     /// Container metrics read from cgroupfs and /proc.
     pub cgroup: CgroupConfig,
     /// Kernel probes.
@@ -63,7 +65,7 @@ pub struct Config {
 
 /// Prometheus's `global` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "GlobalConfigInput")]
 pub struct GlobalConfig {
     /// How often to scrape targets by default (Prometheus default 1m).
     pub scrape_interval: Duration,
@@ -76,6 +78,47 @@ pub struct GlobalConfig {
     pub external_labels: BTreeMap<String, String>,
 }
 
+/// `global` as written: an unset `scrape_timeout` is the smaller of 10s and the interval,
+/// as in Prometheus, so `scrape_interval: 5s` alone is valid.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct GlobalConfigInput {
+    /// See [`GlobalConfig::scrape_interval`].
+    scrape_interval: Duration,
+    /// See [`GlobalConfig::scrape_timeout`].
+    scrape_timeout: Option<Duration>,
+    /// See [`GlobalConfig::evaluation_interval`].
+    evaluation_interval: Duration,
+    /// See [`GlobalConfig::external_labels`].
+    external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfigInput {
+    fn default() -> Self {
+        let d = GlobalConfig::default();
+        Self {
+            scrape_interval: d.scrape_interval,
+            scrape_timeout: None,
+            evaluation_interval: d.evaluation_interval,
+            external_labels: d.external_labels,
+        }
+    }
+}
+
+impl From<GlobalConfigInput> for GlobalConfig {
+    fn from(g: GlobalConfigInput) -> Self {
+        let default_timeout = GlobalConfig::default().scrape_timeout;
+        Self {
+            scrape_timeout: g
+                .scrape_timeout
+                .unwrap_or(default_timeout.min(g.scrape_interval)),
+            scrape_interval: g.scrape_interval,
+            evaluation_interval: g.evaluation_interval,
+            external_labels: g.external_labels,
+        }
+    }
+}
+
 impl Default for GlobalConfig {
     fn default() -> Self {
         Self {
@@ -83,6 +126,22 @@ impl Default for GlobalConfig {
             scrape_timeout: Duration::from_secs(10),
             evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeAgentConfig {
+    /// Largest body accepted from a target whose job sets no `body_size_limit` (Prometheus has
+    /// no ceiling; an agent on every node needs one).
+    pub max_body_size: ByteSize,
+}
+
+impl Default for ScrapeAgentConfig {
+    fn default() -> Self {
+        Self {
+            max_body_size: ByteSize(64 << 20),
         }
     }
 }
@@ -261,10 +320,14 @@ impl Config {
     /// Checks what types cannot express. Returns `(key path, message)` pairs.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if self.scrape_configs.as_ref().is_some_and(|v| !v.is_null()) {
+        problems.extend(crate::sources::scrape::validate_all(
+            &self.scrape_configs,
+            &self.global,
+        ));
+        if self.scrape.max_body_size.0 == 0 {
             problems.push((
-                "scrape_configs".into(),
-                "not supported by this version of nodemeter yet".into(),
+                "scrape.max_body_size".into(),
+                "must be greater than 0".into(),
             ));
         }
         problems.extend(crate::sinks::remote_write::config::validate_all(

@@ -115,9 +115,12 @@ fn syntax_errors_carry_the_parser_location() {
 
 #[test]
 fn prometheus_sections_not_yet_supported_are_named() {
-    let e = located("scrape_configs:\n  - job_name: x\n");
-    assert_eq!((e.line, e.path.as_str()), (Some(1), "scrape_configs"));
-    assert!(e.message.contains("not supported"));
+    let e = located(
+        "scrape_configs:\n  - job_name: x\n    kubernetes_sd_configs:\n      - role: pod\n",
+    );
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.path.contains("kubernetes_sd_configs"), "{e}");
+    assert!(e.message.contains("not supported"), "{e}");
 }
 
 #[test]

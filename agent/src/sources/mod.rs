@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod ebpf;
+pub mod scrape;
 
 use tokio_util::sync::CancellationToken;
 

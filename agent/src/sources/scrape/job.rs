@@ -1,0 +1,620 @@
+//! A scrape job compiled from its config: relabel rules, limits, the HTTP client (TLS, proxy,
+//! redirects) and the request every target of the job sends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::config::{ScrapeConfig, ScrapeProtocol};
+use crate::config::GlobalConfig;
+use crate::exposition::parse::Format;
+use crate::relabel::{RelabelError, Rules};
+
+/// Why a job cannot be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("job {job:?}: {which}: {source}")]
+    Relabel {
+        job: String,
+        which: &'static str,
+        #[source]
+        source: RelabelError,
+    },
+    #[error("job {job:?}: tls_config: cannot read {file}: {source}")]
+    TlsFile {
+        job: String,
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("job {job:?}: tls_config: {what}")]
+    Tls { job: String, what: String },
+    #[error("job {job:?}: HTTP client: {source}")]
+    Client {
+        job: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// What a `up=0` scrape failed of. Also the `reason` label of the failure counter.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("target_limit exceeded ({targets} targets, limit {limit})")]
+    TargetLimit { targets: usize, limit: u64 },
+    #[error("scrape timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Connection(String),
+    #[error("server returned HTTP status {0}")]
+    HttpStatus(String),
+    #[error("body size limit exceeded: the body reached the limit of {0} bytes")]
+    BodySizeLimit(u64),
+    #[error("reading the body failed: {0}")]
+    Body(String),
+    #[error("cannot read credentials: {0}")]
+    Credentials(String),
+    #[error("{0}")]
+    ContentType(String),
+    #[error("invalid exposition: {0}")]
+    Parse(String),
+    #[error("sample_limit exceeded: {samples} samples after metric relabeling, limit {limit}")]
+    SampleLimit { samples: u64, limit: u64 },
+    #[error("label_limit exceeded: series {series} has {labels} labels, limit {limit}")]
+    LabelLimit {
+        series: String,
+        labels: usize,
+        limit: u64,
+    },
+    #[error(
+        "label_name_length_limit exceeded: series {series} has a label name of {len} bytes, limit {limit}"
+    )]
+    LabelNameLength {
+        series: String,
+        len: usize,
+        limit: u64,
+    },
+    #[error(
+        "label_value_length_limit exceeded: series {series} has a label value of {len} bytes, limit {limit}"
+    )]
+    LabelValueLength {
+        series: String,
+        len: usize,
+        limit: u64,
+    },
+    #[error("series {0} has no metric name after metric relabeling")]
+    NoMetricName(String),
+}
+
+impl ScrapeError {
+    /// Short stable name for the self-metric label and for "same failure as last time".
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TargetLimit { .. } => "target_limit",
+            Self::Timeout(_) => "timeout",
+            Self::Connection(_) => "connection",
+            Self::HttpStatus(_) => "http_status",
+            Self::BodySizeLimit(_) => "body_size_limit",
+            Self::Body(_) => "body",
+            Self::Credentials(_) => "credentials",
+            Self::ContentType(_) => "content_type",
+            Self::Parse(_) => "parse",
+            Self::SampleLimit { .. } => "sample_limit",
+            Self::LabelLimit { .. } => "label_limit",
+            Self::LabelNameLength { .. } => "label_name_length_limit",
+            Self::LabelValueLength { .. } => "label_value_length_limit",
+            Self::NoMetricName(_) => "no_metric_name",
+        }
+    }
+}
+
+/// Limits applied to every scrape of a job (0 = none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub sample_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+    pub target_limit: u64,
+    /// Effective body limit in bytes (never 0: the agent's ceiling applies when unset).
+    pub body_size_limit: u64,
+}
+
+/// Where credentials come from; files are re-read for every scrape, as Prometheus does, so a
+/// rotated service-account token is picked up without a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic { username: Source, password: Source },
+    Header { kind: String, credentials: Source },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Inline(String),
+    File(String),
+}
+
+impl Source {
+    fn pick(inline: &str, file: &str) -> Self {
+        if file.is_empty() {
+            Self::Inline(inline.to_string())
+        } else {
+            Self::File(file.to_string())
+        }
+    }
+
+    fn read(&self) -> Result<String, ScrapeError> {
+        match self {
+            Self::Inline(s) => Ok(s.clone()),
+            Self::File(f) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| ScrapeError::Credentials(format!("{f}: {e}"))),
+        }
+    }
+}
+
+impl Auth {
+    fn from_config(c: &ScrapeConfig) -> Self {
+        if let Some(b) = &c.basic_auth {
+            return Self::Basic {
+                username: Source::pick(&b.username, &b.username_file),
+                password: Source::pick(&b.password.0, &b.password_file),
+            };
+        }
+        if let Some(a) = &c.authorization {
+            return Self::Header {
+                kind: if a.kind.is_empty() {
+                    "Bearer".into()
+                } else {
+                    a.kind.clone()
+                },
+                credentials: Source::pick(&a.credentials.0, &a.credentials_file),
+            };
+        }
+        if let Some(f) = &c.bearer_token_file {
+            return Self::Header {
+                kind: "Bearer".into(),
+                credentials: Source::File(f.clone()),
+            };
+        }
+        if let Some(t) = &c.bearer_token {
+            return Self::Header {
+                kind: "Bearer".into(),
+                credentials: Source::Inline(t.0.clone()),
+            };
+        }
+        Self::None
+    }
+
+    /// The `Authorization` header value for this scrape, if any.
+    pub fn header(&self) -> Result<Option<HeaderValue>, ScrapeError> {
+        let text = match self {
+            Self::None => return Ok(None),
+            Self::Basic { username, password } => {
+                let raw = format!("{}:{}", username.read()?, password.read()?);
+                format!("Basic {}", base64(raw.as_bytes()))
+            }
+            Self::Header { kind, credentials } => format!("{kind} {}", credentials.read()?),
+        };
+        let mut v = HeaderValue::from_str(&text).map_err(|_| {
+            ScrapeError::Credentials(
+                "credentials contain characters not allowed in a header".into(),
+            )
+        })?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Everything the targets of one job share. Built once per config; targets hold an `Arc`.
+pub struct Job {
+    pub name: String,
+    pub config: ScrapeConfig,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub target_rules: Rules,
+    pub metric_rules: Rules,
+    pub limits: Limits,
+    pub auth: Auth,
+    pub client: reqwest::Client,
+    /// Headers every request of the job carries (Accept, Accept-Encoding, User-Agent).
+    pub headers: HeaderMap,
+    pub fallback: Option<Format>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("name", &self.name).finish()
+    }
+}
+
+/// The `User-Agent` of scrapes.
+pub const USER_AGENT: &str = concat!("nodemeter/", env!("CARGO_PKG_VERSION"));
+
+/// `Accept` built from `scrape_protocols` the way Prometheus builds it: weights from
+/// q=(known protocols + 1)/10 down by 0.1, `*/*` last.
+pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+    let mut weight = ScrapeProtocol::NAMES.len() as u32 + 1;
+    let mut parts = Vec::with_capacity(protocols.len() + 1);
+    for p in protocols {
+        parts.push(format!("{};q=0.{weight}", p.media_type()));
+        weight = weight.saturating_sub(1);
+    }
+    parts.push(format!("*/*;q=0.{weight}"));
+    parts.join(",")
+}
+
+fn format_of(p: ScrapeProtocol) -> Option<Format> {
+    match p {
+        ScrapeProtocol::PrometheusProto => None,
+        ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
+            Some(Format::OpenMetrics)
+        }
+        ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
+            Some(Format::PrometheusText)
+        }
+    }
+}
+
+impl Job {
+    /// Compiles `config` (already validated with the rest of the file). `max_body_size` is the
+    /// agent's ceiling for jobs without `body_size_limit`.
+    pub fn new(
+        config: &ScrapeConfig,
+        global: &GlobalConfig,
+        max_body_size: u64,
+    ) -> Result<Self, JobError> {
+        let job = config.job_name.clone();
+        let target_rules =
+            Rules::compile(&config.relabel_configs).map_err(|source| JobError::Relabel {
+                job: job.clone(),
+                which: "relabel_configs",
+                source,
+            })?;
+        let metric_rules =
+            Rules::compile(&config.metric_relabel_configs).map_err(|source| JobError::Relabel {
+                job: job.clone(),
+                which: "metric_relabel_configs",
+                source,
+            })?;
+        let limits = Limits {
+            sample_limit: config.sample_limit,
+            label_limit: config.label_limit,
+            label_name_length_limit: config.label_name_length_limit,
+            label_value_length_limit: config.label_value_length_limit,
+            target_limit: config.target_limit,
+            body_size_limit: match config.body_size_limit.0 {
+                0 => max_body_size.max(1),
+                n => n,
+            },
+        };
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&accept_header(&config.protocols())) {
+            headers.insert(header::ACCEPT, v);
+        }
+        // With compression on, reqwest sends `Accept-Encoding: gzip` itself and gunzips only
+        // responses that say `Content-Encoding: gzip`, which is Prometheus's behaviour.
+        if !config.enable_compression {
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        let client = build_client(config).map_err(|e| match e {
+            ClientError::File { file, source } => JobError::TlsFile {
+                job: job.clone(),
+                file,
+                source,
+            },
+            ClientError::Tls(what) => JobError::Tls {
+                job: job.clone(),
+                what,
+            },
+            ClientError::Reqwest(source) => JobError::Client {
+                job: job.clone(),
+                source,
+            },
+        })?;
+        Ok(Self {
+            name: job,
+            interval: config.interval(global).as_std(),
+            timeout: config.timeout(global).as_std(),
+            target_rules,
+            metric_rules,
+            limits,
+            auth: Auth::from_config(config),
+            client,
+            headers,
+            fallback: config.fallback_scrape_protocol.and_then(format_of),
+            config: config.clone(),
+        })
+    }
+}
+
+enum ClientError {
+    File {
+        file: String,
+        source: std::io::Error,
+    },
+    Tls(String),
+    Reqwest(reqwest::Error),
+}
+
+fn read_pem(inline: &str, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
+    if !file.is_empty() {
+        return std::fs::read(file)
+            .map(Some)
+            .map_err(|source| ClientError::File {
+                file: file.to_string(),
+                source,
+            });
+    }
+    Ok((!inline.is_empty()).then(|| inline.as_bytes().to_vec()))
+}
+
+fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .gzip(config.enable_compression)
+        .redirect(if config.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .pool_max_idle_per_host(2)
+        .use_preconfigured_tls(tls_config(config)?);
+    if !config.enable_http2 {
+        b = b.http1_only();
+    }
+    b = match &config.proxy_url {
+        Some(url) => b.proxy(reqwest::Proxy::all(url).map_err(ClientError::Reqwest)?),
+        // Prometheus ignores HTTP_PROXY & co unless proxy_from_environment is set.
+        None => b.no_proxy(),
+    };
+    b.build().map_err(ClientError::Reqwest)
+}
+
+fn tls_config(config: &ScrapeConfig) -> Result<rustls::ClientConfig, ClientError> {
+    let t = &config.tls_config;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match read_pem(&t.ca, &t.ca_file)? {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| ClientError::Tls(format!("CA certificates: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientError::Tls(format!("CA certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(ClientError::Tls("no CA certificate in the CA PEM".into()));
+            }
+        }
+        None => {
+            // An unreadable system store only matters for https targets; they fail visibly.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if t.min_version == "TLS13" {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if t.insecure_skip_verify {
+        Arc::new(AcceptAnyCertificate(Arc::clone(&provider)))
+    } else {
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+        if t.server_name.is_empty() {
+            webpki
+        } else {
+            let name = ServerName::try_from(t.server_name.clone())
+                .map_err(|e| ClientError::Tls(format!("server_name: {e}")))?;
+            Arc::new(VerifyAs {
+                name,
+                inner: webpki,
+            })
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match (
+        read_pem(&t.cert, &t.cert_file)?,
+        read_pem(&t.key.0, &t.key_file)?,
+    ) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(&cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ClientError::Tls(format!("client certificate: {e}")))?;
+            let key = PrivateKeyDer::from_pem_slice(&key)
+                .map_err(|e| ClientError::Tls(format!("client key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Tls(format!("client certificate: {e}")))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = if config.enable_http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(tls)
+}
+
+/// Verifies the server's certificate for the configured `server_name` instead of the URL's
+/// host (targets are usually addressed by IP while their certificates name a service).
+#[derive(Debug)]
+struct VerifyAs {
+    name: ServerName<'static>,
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `insecure_skip_verify`: any certificate is accepted; handshake signatures are still checked
+/// so the connection is at least consistent with the presented key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_accept_header_is_prometheus_3s() {
+        assert_eq!(
+            accept_header(&ScrapeProtocol::DEFAULT),
+            crate::exposition::parse::ACCEPT_HEADER
+        );
+    }
+
+    #[test]
+    fn accept_weights_follow_the_configured_order() {
+        assert_eq!(
+            accept_header(&[ScrapeProtocol::PrometheusText0_0_4]),
+            "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+        );
+    }
+
+    #[test]
+    fn basic_auth_header_is_base64_of_user_colon_password() {
+        let a = Auth::Basic {
+            username: Source::Inline("Aladdin".into()),
+            password: Source::Inline("open sesame".into()),
+        };
+        assert_eq!(
+            a.header().unwrap().unwrap(),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+    }
+
+    #[test]
+    fn credential_files_are_read_at_each_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "one\n").unwrap();
+        let a = Auth::Header {
+            kind: "Bearer".into(),
+            credentials: Source::File(f.display().to_string()),
+        };
+        assert_eq!(a.header().unwrap().unwrap(), "Bearer one");
+        std::fs::write(&f, "two").unwrap();
+        assert_eq!(a.header().unwrap().unwrap(), "Bearer two");
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(a.header().unwrap_err().reason(), "credentials");
+    }
+}
