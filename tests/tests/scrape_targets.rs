@@ -211,6 +211,11 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
             "  - job_name: {name}\n    scrape_interval: 1s\n    scrape_timeout: 800ms\n    metrics_path: {path}\n{extra}    static_configs:\n      - targets: ['{addr}']\n"
         )
     };
+    // Two targets over a limit of one: every target of the job fails, no request is made.
+    let target_limit_job = format!(
+        "  - job_name: targetlimit\n    scrape_interval: 1s\n    target_limit: 1\n    metrics_path: /never\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
+        target.addr.port()
+    );
     let config = format!(
         "{BASE}scrape:\n  max_body_size: 32MiB\nscrape_configs:\n{}{}{}{}{}{}{}{}",
         job("timeout", "/slow", ""),
@@ -220,11 +225,7 @@ fn broken_targets_give_up_0_with_a_logged_reason_and_bounded_memory() {
         job("huge", "/huge", "    body_size_limit: 10MB\n"),
         job("huge_default_ceiling", "/huge", ""),
         job("nocontenttype", "/nocontenttype", ""),
-        // Two targets over a limit of one: every target of the job fails, no request is made.
-        format!(
-            "  - job_name: targetlimit\n    scrape_interval: 1s\n    target_limit: 1\n    metrics_path: /never\n    static_configs:\n      - targets: ['{addr}', 'localhost:{}']\n",
-            target.addr.port()
-        ),
+        target_limit_job,
     );
     let agent = AgentProcess::start(&config);
     let jobs = [
