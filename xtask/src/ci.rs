@@ -19,6 +19,7 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus-node-exporter",
     "linux-perf",
     "python3",
+    "kubectl",
 ];
 
 /// Process names (`/proc/PID/comm`, at most 15 bytes) of the daemons those packages may start
@@ -50,6 +51,9 @@ enum Step {
     Build,
     /// `cargo test --workspace` (unit and integration tests).
     Test,
+    /// `deploy/validate.sh`: render the kustomizations, validate them against the Kubernetes
+    /// schemas offline.
+    Deploy,
 }
 
 const ORDER: &[Step] = &[
@@ -61,6 +65,7 @@ const ORDER: &[Step] = &[
     Step::EbpfCheck,
     Step::Build,
     Step::Test,
+    Step::Deploy,
 ];
 
 pub fn run(args: &CiArgs) -> anyhow::Result<()> {
@@ -116,6 +121,7 @@ fn run_step(step: Step, ws: &Workspace) -> anyhow::Result<()> {
         Step::EbpfCheck => build_ebpf::run(true),
         Step::Build => cmd::run(cmd::cargo(ws).args(["build", "--workspace"])),
         Step::Test => cmd::run(cmd::cargo(ws).args(["test", "--workspace"])),
+        Step::Deploy => cmd::run(Command::new("bash").arg(ws.root.join("deploy/validate.sh"))),
     }
 }
 
