@@ -14,4 +14,5 @@ pub mod relabel;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;
