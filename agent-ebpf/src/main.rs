@@ -5,6 +5,8 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod network;
+#[cfg(target_arch = "bpf")]
 mod oom;
 #[cfg(target_arch = "bpf")]
 mod process;
@@ -12,6 +14,8 @@ mod process;
 mod runqueue;
 #[cfg(target_arch = "bpf")]
 mod sched_switch;
+#[cfg(target_arch = "bpf")]
+mod tcp;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

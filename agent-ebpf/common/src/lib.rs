@@ -29,6 +29,16 @@ pub mod maps {
     pub const OOM_VICTIMS: &str = "OOM_VICTIMS";
     /// OOM kills per cgroup of the victim: hash keyed by cgroup v2 id (`u64`), value `u64`.
     pub const OOM_KILLS: &str = "OOM_KILLS";
+    /// Network traffic per cgroup of the socket: per-CPU hash (not preallocated) keyed by
+    /// cgroup v2 id (`u64`), value [`super::NetCounters`].
+    pub const NET_COUNTERS: &str = "NET_COUNTERS";
+    /// TCP connection events per cgroup of the socket: per-CPU hash (not preallocated) keyed by
+    /// cgroup v2 id (`u64`), value [`super::TcpCounters`].
+    pub const TCP_COUNTERS: &str = "TCP_COUNTERS";
+    /// Which cgroup a TCP socket belongs to: LRU hash keyed by the kernel's `struct sock`
+    /// address (`u64`), value [`super::TcpSocket`]. Filled when the socket is first seen,
+    /// removed when it reaches `TCP_CLOSE`.
+    pub const TCP_SOCKETS: &str = "TCP_SOCKETS";
 }
 
 /// Names of the programs in the object, as the loader looks them up.
@@ -49,6 +59,14 @@ pub mod programs {
     pub const OOM_MARK_VICTIM: &str = "oom_mark_victim";
     /// `sched:sched_process_exit`: charges the kill to the victim's cgroup as it exits.
     pub const OOM_VICTIM_EXIT: &str = "oom_victim_exit";
+    /// `cgroup_skb/ingress` on the root cgroup: bytes and packets received per socket cgroup.
+    pub const NET_INGRESS: &str = "net_ingress";
+    /// `cgroup_skb/egress` on the root cgroup: bytes and packets sent per socket cgroup.
+    pub const NET_EGRESS: &str = "net_egress";
+    /// `sock:inet_sock_set_state`: TCP connects, accepts and open connections.
+    pub const TCP_STATE: &str = "tcp_state";
+    /// `tcp:tcp_retransmit_skb`: TCP segment retransmissions.
+    pub const TCP_RETRANSMIT: &str = "tcp_retransmit";
 }
 
 /// Slots of [`maps::MAP_OVERFLOWS`], one per bounded map whose inserts can fail.
@@ -61,8 +79,32 @@ pub mod overflow {
     pub const PROCESS_COUNTERS: u32 = 2;
     /// Inserts into [`super::maps::OOM_VICTIMS`] or [`super::maps::OOM_KILLS`] that failed.
     pub const OOM: u32 = 3;
+    /// Inserts into [`super::maps::NET_COUNTERS`] that failed.
+    pub const NET_COUNTERS: u32 = 4;
+    /// Inserts into [`super::maps::TCP_COUNTERS`] that failed.
+    pub const TCP_COUNTERS: u32 = 5;
+    /// TCP events whose socket's cgroup could not be found: not in
+    /// [`super::maps::TCP_SOCKETS`] (evicted, or opened before the probe attached) and not
+    /// readable from the socket (no BTF offsets) nor from the current task (softirq context).
+    pub const TCP_UNATTRIBUTED: u32 = 6;
+    /// Stamps in [`super::maps::RUNQ_ENQUEUED`] that were missing when the task got the CPU
+    /// although it was seen becoming runnable: the LRU evicted them (more runnable tasks than
+    /// [`super::RUNQ_MAX_TASKS`]), so that latency sample is lost.
+    pub const RUNQ_ENQUEUED: u32 = 7;
     /// Number of slots (the array's size).
-    pub const SLOTS: u32 = 4;
+    pub const SLOTS: u32 = 8;
+
+    /// The map each slot counts for, as the agent labels it.
+    pub const NAMES: [&str; SLOTS as usize] = [
+        super::maps::SCHED_COUNTERS,
+        super::maps::RUNQ_LATENCY,
+        super::maps::PROCESS_COUNTERS,
+        super::maps::OOM_KILLS,
+        super::maps::NET_COUNTERS,
+        super::maps::TCP_COUNTERS,
+        super::maps::TCP_SOCKETS,
+        super::maps::RUNQ_ENQUEUED,
+    ];
 }
 
 /// Names of the load-time globals (read-only data the loader overrides before loading).
@@ -91,6 +133,114 @@ pub mod globals {
     pub const SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET: &str = "SCHED_PROCESS_EXIT_GROUP_DEAD_OFFSET";
     /// Byte offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
     pub const OOM_MARK_VICTIM_PID_OFFSET: &str = "OOM_MARK_VICTIM_PID_OFFSET";
+    /// Byte offset of `skaddr` (8 bytes) in the `sock:inet_sock_set_state` record (`u32`).
+    pub const INET_SOCK_SET_STATE_SKADDR_OFFSET: &str = "INET_SOCK_SET_STATE_SKADDR_OFFSET";
+    /// Byte offset of `oldstate` (4 bytes) in the `sock:inet_sock_set_state` record (`u32`);
+    /// `newstate` follows it directly (checked by the loader).
+    pub const INET_SOCK_SET_STATE_OLDSTATE_OFFSET: &str = "INET_SOCK_SET_STATE_OLDSTATE_OFFSET";
+    /// Byte offset of `protocol` (2 bytes) in the `sock:inet_sock_set_state` record (`u32`).
+    pub const INET_SOCK_SET_STATE_PROTOCOL_OFFSET: &str = "INET_SOCK_SET_STATE_PROTOCOL_OFFSET";
+    /// Byte offset of `skaddr` (8 bytes) in the `tcp:tcp_retransmit_skb` record (`u32`).
+    pub const TCP_RETRANSMIT_SKADDR_OFFSET: &str = "TCP_RETRANSMIT_SKADDR_OFFSET";
+    /// Byte offset, in `struct sock`, of the `struct cgroup *` in `sk_cgrp_data` (`u32`), from
+    /// the kernel's BTF; [`super::FIELD_ABSENT`] without BTF (then sockets are attributed only
+    /// when they connect, from the connecting task).
+    pub const SOCK_CGROUP_OFFSET: &str = "SOCK_CGROUP_OFFSET";
+    /// Byte offset of `kn` (`struct kernfs_node *`) in `struct cgroup` (`u32`, from BTF).
+    pub const CGROUP_KN_OFFSET: &str = "CGROUP_KN_OFFSET";
+    /// Byte offset of `id` (`u64`) in `struct kernfs_node` (`u32`, from BTF).
+    pub const KERNFS_NODE_ID_OFFSET: &str = "KERNFS_NODE_ID_OFFSET";
+}
+
+/// Record offsets of `sock:inet_sock_set_state` on 64-bit kernels since 4.16.
+pub const DEFAULT_INET_SOCK_SKADDR_OFFSET: u32 = 8;
+/// See [`DEFAULT_INET_SOCK_SKADDR_OFFSET`].
+pub const DEFAULT_INET_SOCK_OLDSTATE_OFFSET: u32 = 16;
+/// See [`DEFAULT_INET_SOCK_SKADDR_OFFSET`].
+pub const DEFAULT_INET_SOCK_PROTOCOL_OFFSET: u32 = 30;
+/// `skaddr` offset in `tcp:tcp_retransmit_skb` on 64-bit kernels.
+pub const DEFAULT_TCP_RETRANSMIT_SKADDR_OFFSET: u32 = 16;
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u16 = 6;
+
+/// TCP socket states (`include/net/tcp_states.h`), as `inet_sock_set_state` reports them.
+pub mod tcp_state {
+    pub const ESTABLISHED: u32 = 1;
+    pub const SYN_SENT: u32 = 2;
+    pub const SYN_RECV: u32 = 3;
+    pub const CLOSE: u32 = 7;
+    pub const LISTEN: u32 = 10;
+}
+
+/// TCP sockets whose cgroup is remembered at once ([`maps::TCP_SOCKETS`]); the least recently
+/// used are evicted beyond this.
+pub const TCP_MAX_SOCKETS: u32 = 65_536;
+
+/// What [`maps::TCP_SOCKETS`] remembers about one socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// The cgroup v2 id its events are charged to.
+    pub cgroup_id: u64,
+    /// 1 while the socket is counted in its cgroup's open connections.
+    pub established: u64,
+}
+
+/// Network traffic of one cgroup's sockets, per CPU. Bytes are IP packet lengths (network
+/// header included, link-layer header not); packets count GSO segments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+}
+
+impl NetCounters {
+    /// Adds another CPU's counters to these.
+    #[inline]
+    pub fn accumulate(&mut self, other: &Self) {
+        self.rx_bytes = self.rx_bytes.wrapping_add(other.rx_bytes);
+        self.rx_packets = self.rx_packets.wrapping_add(other.rx_packets);
+        self.tx_bytes = self.tx_bytes.wrapping_add(other.tx_bytes);
+        self.tx_packets = self.tx_packets.wrapping_add(other.tx_packets);
+    }
+}
+
+/// TCP connection events of one cgroup's sockets, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// Active opens that reached `ESTABLISHED` (`SYN_SENT` → `ESTABLISHED`).
+    pub connects: u64,
+    /// Active opens that failed (`SYN_SENT` → `CLOSE`: refused, timed out, reset).
+    pub connect_failures: u64,
+    /// Passive opens that reached `ESTABLISHED` (`SYN_RECV` → `ESTABLISHED`): connections
+    /// ready to be accepted.
+    pub accepts: u64,
+    /// Segments retransmitted.
+    pub retransmits: u64,
+    /// Connections that entered `ESTABLISHED` minus those that left it, on this CPU; only the
+    /// sum over CPUs (wrapping) is meaningful.
+    pub open_delta: u64,
+}
+
+impl TcpCounters {
+    /// Adds another CPU's counters to these.
+    #[inline]
+    pub fn accumulate(&mut self, other: &Self) {
+        self.connects = self.connects.wrapping_add(other.connects);
+        self.connect_failures = self.connect_failures.wrapping_add(other.connect_failures);
+        self.accepts = self.accepts.wrapping_add(other.accepts);
+        self.retransmits = self.retransmits.wrapping_add(other.retransmits);
+        self.open_delta = self.open_delta.wrapping_add(other.open_delta);
+    }
+
+    /// Open connections: the CPUs' deltas summed, as a signed count.
+    pub fn open(&self) -> i64 {
+        self.open_delta as i64
+    }
 }
 
 /// Offset of `pid` (4 bytes) in the `oom:mark_victim` record (`u32`).
@@ -267,6 +417,12 @@ unsafe impl aya::Pod for RunqHistogram {}
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
 unsafe impl aya::Pod for ProcessCounters {}
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
+unsafe impl aya::Pod for NetCounters {}
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
+unsafe impl aya::Pod for TcpCounters {}
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,9 @@ pub struct EbpfConfig {
     pub interval: Duration,
     /// Per-probe switches.
     pub probes: ProbesConfig,
+    /// cgroup v2 directory the network programs attach to (they count sockets of every cgroup
+    /// below it). Empty: the root of the cgroup v2 hierarchy.
+    pub network_cgroup: std::path::PathBuf,
 }
 
 impl Default for EbpfConfig {
@@ -23,6 +26,7 @@ impl Default for EbpfConfig {
             enabled: true,
             interval: Duration::from_secs(10),
             probes: ProbesConfig::default(),
+            network_cgroup: std::path::PathBuf::new(),
         }
     }
 }
@@ -52,6 +56,12 @@ pub struct ProbesConfig {
     pub process_events: bool,
     /// `oom:mark_victim` and `sched:sched_process_exit`: OOM kills per cgroup of the victim.
     pub oom_kills: bool,
+    /// `cgroup_skb` ingress/egress on the cgroup v2 root: bytes and packets per cgroup of the
+    /// socket.
+    pub network: bool,
+    /// `sock:inet_sock_set_state` and `tcp:tcp_retransmit_skb`: TCP connects, accepts,
+    /// retransmits and open connections per cgroup of the socket.
+    pub tcp: bool,
 }
 
 impl Default for ProbesConfig {
@@ -61,6 +71,8 @@ impl Default for ProbesConfig {
             runqueue_latency: true,
             process_events: true,
             oom_kills: true,
+            network: true,
+            tcp: true,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! The object is built by `cargo xtask build-ebpf` and committed beside this file (like
 //! bpf2go output), so the agent builds with stable cargo alone.
 
+pub mod btf;
 pub mod config;
 mod privileges;
 mod source;
@@ -15,19 +16,21 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
-use aya::programs::{ProgramError, TracePoint};
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use nodemeter_ebpf_common::{globals, maps, overflow, programs};
 
 pub use self::config::EbpfConfig;
 pub use self::privileges::check_privileges;
 pub use self::source::{
-    CONTEXT_SWITCHES, EbpfSource, OOM_KILLS, PROCESS_EXECS, PROCESS_EXITS, PROCESS_FORKS,
-    RUNQUEUE_LATENCY, SOURCE_NAME, load_probes,
+    CONTEXT_SWITCHES, EbpfSource, NETWORK_RECEIVE_BYTES, NETWORK_RECEIVE_PACKETS,
+    NETWORK_TRANSMIT_BYTES, NETWORK_TRANSMIT_PACKETS, OOM_KILLS, PROCESS_EXECS, PROCESS_EXITS,
+    PROCESS_FORKS, RUNQUEUE_LATENCY, SOURCE_NAME, TCP_ACCEPTS, TCP_CONNECT_FAILURES, TCP_CONNECTS,
+    TCP_OPEN_CONNECTIONS, TCP_RETRANSMITS, load_probes,
 };
 pub use nodemeter_ebpf_common::{
-    MAX_CGROUPS, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCounters,
-    runq_bucket_upper_seconds,
+    MAX_CGROUPS, NetCounters, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCounters,
+    TcpCounters, runq_bucket_upper_seconds,
 };
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).
@@ -102,6 +105,12 @@ pub enum Probe {
     ProcessEvents,
     /// OOM kills per cgroup of the victim (`oom:mark_victim`, `sched_process_exit`).
     OomKills,
+    /// Bytes and packets per cgroup of the socket (`cgroup_skb` ingress and egress on the
+    /// cgroup v2 root).
+    Network,
+    /// TCP connects, accepts, retransmits and open connections per cgroup of the socket
+    /// (`sock:inet_sock_set_state`, `tcp:tcp_retransmit_skb`).
+    Tcp,
 }
 
 impl Probe {
@@ -110,6 +119,8 @@ impl Probe {
         Probe::RunqueueLatency,
         Probe::ProcessEvents,
         Probe::OomKills,
+        Probe::Network,
+        Probe::Tcp,
     ];
 
     /// The probe's name in config, logs, self-metrics and statuses.
@@ -119,6 +130,8 @@ impl Probe {
             Probe::RunqueueLatency => "runqueue_latency",
             Probe::ProcessEvents => "process_events",
             Probe::OomKills => "oom_kills",
+            Probe::Network => "network",
+            Probe::Tcp => "tcp",
         }
     }
 
@@ -137,6 +150,8 @@ impl Probe {
                 programs::PROCESS_EXIT,
             ],
             Probe::OomKills => &[programs::OOM_MARK_VICTIM, programs::OOM_VICTIM_EXIT],
+            Probe::Network => &[programs::NET_INGRESS, programs::NET_EGRESS],
+            Probe::Tcp => &[programs::TCP_STATE, programs::TCP_RETRANSMIT],
         }
     }
 
@@ -158,6 +173,12 @@ impl Probe {
                 (programs::OOM_MARK_VICTIM, "oom", "mark_victim"),
                 (programs::OOM_VICTIM_EXIT, "sched", "sched_process_exit"),
             ],
+            // cgroup_skb programs attach to a cgroup, not a tracepoint: see `attach_network`.
+            Probe::Network => &[],
+            Probe::Tcp => &[
+                (programs::TCP_STATE, "sock", "inet_sock_set_state"),
+                (programs::TCP_RETRANSMIT, "tcp", "tcp_retransmit_skb"),
+            ],
         }
     }
 }
@@ -169,6 +190,8 @@ pub struct ProbeSelection {
     forced_failures: BTreeSet<Probe>,
     /// Entries of the per-cgroup maps; `None` keeps the object's [`MAX_CGROUPS`].
     cgroup_capacity: Option<u32>,
+    /// The cgroup v2 directory the network programs attach to; `None` finds the root.
+    network_cgroup: Option<PathBuf>,
 }
 
 impl ProbeSelection {
@@ -192,12 +215,25 @@ impl ProbeSelection {
             (config.probes.runqueue_latency, Probe::RunqueueLatency),
             (config.probes.process_events, Probe::ProcessEvents),
             (config.probes.oom_kills, Probe::OomKills),
+            (config.probes.network, Probe::Network),
+            (config.probes.tcp, Probe::Tcp),
         ] {
             if on {
                 selection.enabled.insert(probe);
             }
         }
+        if !config.network_cgroup.as_os_str().is_empty() {
+            selection.network_cgroup = Some(config.network_cgroup.clone());
+        }
         selection.with_forced_failures_from_env()
+    }
+
+    /// Attaches the network programs to `dir` (a cgroup v2 directory) instead of the root, so
+    /// only sockets of cgroups below it are counted.
+    #[must_use]
+    pub fn with_network_cgroup(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.network_cgroup = Some(dir.into());
+        self
     }
 
     /// Adds the forced failures named in [`FORCE_FAIL_ENV`]; unknown names there are logged
@@ -269,6 +305,8 @@ pub struct KernelProbes {
     runq_latency: PerCpuHashMap<MapData, u64, RunqHistogram>,
     process_counters: PerCpuHashMap<MapData, u64, ProcessCounters>,
     oom_kills: HashMap<MapData, u64, u64>,
+    net_counters: PerCpuHashMap<MapData, u64, NetCounters>,
+    tcp_counters: PerCpuHashMap<MapData, u64, TcpCounters>,
     overflows: PerCpuArray<MapData, u64>,
     /// Kernel run-time stats stay on while this fd is open.
     _stats: Option<OwnedFd>,
@@ -320,6 +358,14 @@ impl KernelProbes {
                 Err(e) => early_failures.push((Probe::ProcessEvents, e.to_string())),
             }
         }
+        let mut tcp = TcpGlobals::defaults();
+        if enabled.is_enabled(Probe::Tcp) {
+            match tracefs::ensure_tracefs().and_then(|dir| tcp.read_records(&dir)) {
+                Ok(()) => {}
+                Err(e) => early_failures.push((Probe::Tcp, e.to_string())),
+            }
+            tcp.read_btf();
+        }
 
         let mut loader = EbpfLoader::new();
         if let Some(entries) = enabled.cgroup_capacity {
@@ -327,6 +373,8 @@ impl KernelProbes {
             loader.set_max_entries(maps::RUNQ_LATENCY, entries);
             loader.set_max_entries(maps::PROCESS_COUNTERS, entries);
             loader.set_max_entries(maps::OOM_KILLS, entries);
+            loader.set_max_entries(maps::NET_COUNTERS, entries);
+            loader.set_max_entries(maps::TCP_COUNTERS, entries);
         }
         let mut ebpf = loader
             .set_global(
@@ -374,6 +422,33 @@ impl KernelProbes {
                 &record.oom_victim_pid_offset,
                 true,
             )
+            .set_global(
+                globals::INET_SOCK_SET_STATE_SKADDR_OFFSET,
+                &tcp.skaddr_offset,
+                true,
+            )
+            .set_global(
+                globals::INET_SOCK_SET_STATE_OLDSTATE_OFFSET,
+                &tcp.oldstate_offset,
+                true,
+            )
+            .set_global(
+                globals::INET_SOCK_SET_STATE_PROTOCOL_OFFSET,
+                &tcp.protocol_offset,
+                true,
+            )
+            .set_global(
+                globals::TCP_RETRANSMIT_SKADDR_OFFSET,
+                &tcp.retransmit_skaddr_offset,
+                true,
+            )
+            .set_global(globals::SOCK_CGROUP_OFFSET, &tcp.sock_cgroup_offset, true)
+            .set_global(globals::CGROUP_KN_OFFSET, &tcp.cgroup_kn_offset, true)
+            .set_global(
+                globals::KERNFS_NODE_ID_OFFSET,
+                &tcp.kernfs_node_id_offset,
+                true,
+            )
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
 
@@ -382,6 +457,8 @@ impl KernelProbes {
         let runq_latency = take_map(&mut ebpf, maps::RUNQ_LATENCY)?;
         let process_counters = take_map(&mut ebpf, maps::PROCESS_COUNTERS)?;
         let oom_kills = take_map(&mut ebpf, maps::OOM_KILLS)?;
+        let net_counters = take_map(&mut ebpf, maps::NET_COUNTERS)?;
+        let tcp_counters = take_map(&mut ebpf, maps::TCP_COUNTERS)?;
 
         let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
             Ok(fd) => Some(fd),
@@ -403,7 +480,12 @@ impl KernelProbes {
                 failed(probe, reason.clone())
             } else {
                 let forced = enabled.forced_failures.contains(&probe);
-                match attach_probe(&mut ebpf, probe, forced) {
+                let attached = if probe == Probe::Network {
+                    attach_network(&mut ebpf, enabled.network_cgroup.as_deref(), forced)
+                } else {
+                    attach_probe(&mut ebpf, probe, forced)
+                };
+                match attached {
                     Ok(()) => {
                         tracing::info!(probe = probe.name(), "probe attached");
                         ProbeStatus {
@@ -425,6 +507,8 @@ impl KernelProbes {
             runq_latency,
             process_counters,
             oom_kills,
+            net_counters,
+            tcp_counters,
             overflows,
             _stats: stats,
         })
@@ -504,6 +588,57 @@ impl KernelProbes {
             .collect()
     }
 
+    /// Network counters per cgroup id of the socket, summed over CPUs.
+    pub fn read_network_counters(&mut self) -> Result<Vec<(u64, NetCounters)>, EbpfError> {
+        let mut out = Vec::new();
+        for entry in self.net_counters.iter() {
+            let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
+                name: maps::NET_COUNTERS,
+                source,
+            })?;
+            let mut total = NetCounters::default();
+            for c in per_cpu.iter() {
+                total.accumulate(c);
+            }
+            out.push((cgroup_id, total));
+        }
+        Ok(out)
+    }
+
+    /// TCP counters per cgroup id of the socket, summed over CPUs.
+    pub fn read_tcp_counters(&mut self) -> Result<Vec<(u64, TcpCounters)>, EbpfError> {
+        let mut out = Vec::new();
+        for entry in self.tcp_counters.iter() {
+            let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
+                name: maps::TCP_COUNTERS,
+                source,
+            })?;
+            let mut total = TcpCounters::default();
+            for c in per_cpu.iter() {
+                total.accumulate(c);
+            }
+            out.push((cgroup_id, total));
+        }
+        Ok(out)
+    }
+
+    /// Events lost per map (see [`overflow`](nodemeter_ebpf_common::overflow)): the map's name
+    /// and how many events could not be recorded because of it, summed over CPUs.
+    pub fn map_overflows_by_map(&self) -> Vec<(&'static str, u64)> {
+        let mut out = Vec::with_capacity(overflow::SLOTS as usize);
+        for (slot, name) in (0..overflow::SLOTS).zip(overflow::NAMES) {
+            match self.overflows.get(&slot, 0) {
+                Ok(per_cpu) => {
+                    out.push((name, per_cpu.iter().fold(0u64, |t, n| t.wrapping_add(*n))))
+                }
+                Err(e) => {
+                    tracing::warn!(map = maps::MAP_OVERFLOWS, slot, error = %e, "cannot read overflow counter");
+                }
+            }
+        }
+        out
+    }
+
     /// Inserts the programs could not make because a bounded map was full, over all maps and
     /// CPUs since load. Non-zero means per-cgroup counts are missing events.
     pub fn map_overflows(&self) -> u64 {
@@ -561,6 +696,8 @@ impl KernelProbes {
                 (maps::RUNQ_LATENCY, self.runq_latency.remove(id)),
                 (maps::PROCESS_COUNTERS, self.process_counters.remove(id)),
                 (maps::OOM_KILLS, self.oom_kills.remove(id)),
+                (maps::NET_COUNTERS, self.net_counters.remove(id)),
+                (maps::TCP_COUNTERS, self.tcp_counters.remove(id)),
             ];
             let mut had_entry = false;
             for (name, result) in results {
@@ -587,6 +724,19 @@ pub fn cgroup_id(dir: &Path) -> Result<u64, EbpfError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+/// An error and its sources, `: `-separated (aya's messages name the syscall, the source
+/// says why it failed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn failed(probe: Probe, reason: String) -> ProbeStatus {
@@ -661,6 +811,156 @@ fn try_attach_probe(ebpf: &mut Ebpf, probe: Probe, forced_failure: bool) -> Resu
         })?;
     }
     Ok(())
+}
+
+/// The root of the cgroup v2 hierarchy: the `unified` mount of a hybrid host, else
+/// `/sys/fs/cgroup` when it is cgroup2 itself.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if unified.join("cgroup.procs").exists() {
+        return Some(unified.to_path_buf());
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    root.join("cgroup.controllers")
+        .exists()
+        .then(|| root.to_path_buf())
+}
+
+/// Loads both network programs and attaches them to `dir` (or the cgroup v2 root) in
+/// multi-attach mode, next to whatever systemd or a CNI attached there. All or nothing, like
+/// [`attach_probe`].
+fn attach_network(ebpf: &mut Ebpf, dir: Option<&Path>, forced_failure: bool) -> Result<(), String> {
+    let result = try_attach_network(ebpf, dir, forced_failure);
+    if result.is_err() {
+        for &name in Probe::Network.programs() {
+            if let Some(program) = ebpf.program_mut(name) {
+                let skb: Result<&mut CgroupSkb, _> = program.try_into();
+                if let Ok(skb) = skb {
+                    let _ = skb.unload();
+                }
+            }
+        }
+    }
+    result
+}
+
+fn try_attach_network(
+    ebpf: &mut Ebpf,
+    dir: Option<&Path>,
+    forced_failure: bool,
+) -> Result<(), String> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => cgroup2_root().ok_or_else(|| {
+            "no cgroup v2 hierarchy mounted (cgroup v1-only host): network counters need one"
+                .to_owned()
+        })?,
+    };
+    let dir = if forced_failure {
+        dir.join(FORCED_FAILURE_CATEGORY)
+    } else {
+        dir
+    };
+    let cgroup = std::fs::File::open(&dir).map_err(|e| {
+        let forced = if forced_failure {
+            format!(" (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)")
+        } else {
+            String::new()
+        };
+        format!("opening cgroup {}: {e}{forced}", dir.display())
+    })?;
+    // aya attaches through a BPF link from Linux 5.7 on: links always coexist with other
+    // programs and the kernel rejects any flag. Before that, a legacy attach must ask for
+    // multi-attach to sit next to systemd's programs.
+    let mode = match aya::util::KernelVersion::current() {
+        Ok(v) if v >= aya::util::KernelVersion::new(5, 7, 0) => CgroupAttachMode::Single,
+        _ => CgroupAttachMode::AllowMultiple,
+    };
+    for (name, direction) in [
+        (programs::NET_INGRESS, CgroupSkbAttachType::Ingress),
+        (programs::NET_EGRESS, CgroupSkbAttachType::Egress),
+    ] {
+        let program: &mut CgroupSkb = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the eBPF object has no program `{name}`"))?
+            .try_into()
+            .map_err(|e: ProgramError| format!("program `{name}`: {e}"))?;
+        program
+            .load()
+            .map_err(|e| format!("loading program `{name}`: {e}"))?;
+        program.attach(&cgroup, direction, mode).map_err(|e| {
+            format!(
+                "attaching `{name}` to cgroup {}: {}",
+                dir.display(),
+                error_chain(&e)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Record offsets and struct offsets the TCP programs need.
+struct TcpGlobals {
+    skaddr_offset: u32,
+    oldstate_offset: u32,
+    protocol_offset: u32,
+    retransmit_skaddr_offset: u32,
+    sock_cgroup_offset: u32,
+    cgroup_kn_offset: u32,
+    kernfs_node_id_offset: u32,
+}
+
+impl TcpGlobals {
+    fn defaults() -> Self {
+        use nodemeter_ebpf_common as c;
+        Self {
+            skaddr_offset: c::DEFAULT_INET_SOCK_SKADDR_OFFSET,
+            oldstate_offset: c::DEFAULT_INET_SOCK_OLDSTATE_OFFSET,
+            protocol_offset: c::DEFAULT_INET_SOCK_PROTOCOL_OFFSET,
+            retransmit_skaddr_offset: c::DEFAULT_TCP_RETRANSMIT_SKADDR_OFFSET,
+            sock_cgroup_offset: c::FIELD_ABSENT,
+            cgroup_kn_offset: c::FIELD_ABSENT,
+            kernfs_node_id_offset: c::FIELD_ABSENT,
+        }
+    }
+
+    fn read_records(&mut self, tracefs_dir: &Path) -> Result<(), EbpfError> {
+        let (category, name) = ("sock", "inet_sock_set_state");
+        self.skaddr_offset = field_offset(tracefs_dir, category, name, "skaddr", 8)?;
+        self.oldstate_offset = field_offset(tracefs_dir, category, name, "oldstate", 4)?;
+        let newstate = field_offset(tracefs_dir, category, name, "newstate", 4)?;
+        if newstate != self.oldstate_offset + 4 {
+            // The program reads both states with one load.
+            return Err(EbpfError::TracefsFieldSize {
+                path: tracefs_dir.join("events/sock/inet_sock_set_state/format"),
+                field: "newstate",
+                size: 4,
+                expected: "newstate directly after oldstate",
+            });
+        }
+        self.protocol_offset = field_offset(tracefs_dir, category, name, "protocol", 2)?;
+        self.retransmit_skaddr_offset =
+            field_offset(tracefs_dir, "tcp", "tcp_retransmit_skb", "skaddr", 8)?;
+        Ok(())
+    }
+
+    /// The socket → cgroup id path from BTF; without it sockets are attributed only from the
+    /// task that connects or listens (see `agent-ebpf/src/tcp.rs`).
+    fn read_btf(&mut self) {
+        match btf::Btf::vmlinux().and_then(|b| btf::SocketCgroupOffsets::from_btf(&b)) {
+            Ok(o) => {
+                tracing::debug!(?o, "socket cgroup offsets from BTF");
+                self.sock_cgroup_offset = o.sock_cgroup;
+                self.cgroup_kn_offset = o.cgroup_kn;
+                self.kernfs_node_id_offset = o.kernfs_node_id;
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "no socket cgroup offsets from BTF: TCP events of accepted sockets and of sockets \
+                 opened before the agent started are not attributed"
+            ),
+        }
+    }
 }
 
 /// Record offsets of the tracepoints other than `sched_switch`'s `prev_*` fields.
@@ -748,7 +1048,11 @@ fn field_offset(
             path,
             field,
             size: f.size,
-            expected: if size == 4 { "4" } else { "8" },
+            expected: match size {
+                2 => "2",
+                4 => "4",
+                _ => "8",
+            },
         });
     }
     Ok(f.offset)

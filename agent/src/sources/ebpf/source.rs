@@ -12,6 +12,21 @@
 //! | `nodemeter_container_process_execs_total` | counter | execs | `process_events` | successful `execve`s |
 //! | `nodemeter_container_oom_kills_total` | counter | kills | `oom_kills` | processes of the container killed by the OOM killer (global or memcg), counted when the victim exits, in the victim's own cgroup |
 //! | `nodemeter_container_process_exits_total` | counter | processes | `process_events` | processes whose last thread exited (every thread exit on kernels without `group_dead`) |
+//! | `nodemeter_container_network_receive_bytes_total` | counter | bytes | `network` | IP bytes (network header included) received by sockets the container created, whatever network namespace |
+//! | `nodemeter_container_network_receive_packets_total` | counter | packets | `network` | packets received; a GRO/GSO packet counts as its segments |
+//! | `nodemeter_container_network_transmit_bytes_total` | counter | bytes | `network` | IP bytes sent by the container's sockets |
+//! | `nodemeter_container_network_transmit_packets_total` | counter | packets | `network` | packets sent; a TSO/GSO packet counts as its segments |
+//! | `nodemeter_container_tcp_connects_total` | counter | connections | `tcp` | active opens that reached ESTABLISHED |
+//! | `nodemeter_container_tcp_connect_failures_total` | counter | connections | `tcp` | active opens that failed (SYN_SENT → CLOSE: refused, reset, timed out) |
+//! | `nodemeter_container_tcp_accepts_total` | counter | connections | `tcp` | passive opens that reached ESTABLISHED (ready for `accept()`), charged to the listener's container |
+//! | `nodemeter_container_tcp_retransmits_total` | counter | segments | `tcp` | TCP segments retransmitted |
+//! | `nodemeter_container_tcp_open_connections` | gauge | connections | `tcp` | connections in ESTABLISHED opened since the probe attached |
+//!
+//! Network and TCP counts belong to the cgroup of the socket (the cgroup of the task that
+//! created it; an accepted socket inherits its listener's), not to the task running when the
+//! packet passes. Not counted: packets of request and time-wait sockets (SYN-ACKs, RSTs the
+//! kernel sends for no socket), and on hosts without a cgroup v2 mount, everything (the network
+//! probe then fails to attach and says so).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +67,39 @@ const PROCESS_EXITS_HELP: &str = "Processes of the container whose last thread e
 pub const OOM_KILLS: &str = "nodemeter_container_oom_kills_total";
 const OOM_KILLS_HELP: &str =
     "Processes of the container killed by the OOM killer (counted in the victim's container).";
+
+/// `network`: bytes received by the container's sockets.
+pub const NETWORK_RECEIVE_BYTES: &str = "nodemeter_container_network_receive_bytes_total";
+const NETWORK_RECEIVE_BYTES_HELP: &str = "Bytes received by sockets the container created, counted as IP packet lengths (network header included), in any network namespace.";
+/// `network`: packets received by the container's sockets.
+pub const NETWORK_RECEIVE_PACKETS: &str = "nodemeter_container_network_receive_packets_total";
+const NETWORK_RECEIVE_PACKETS_HELP: &str =
+    "Packets received by sockets the container created (a GRO packet counts as its segments).";
+/// `network`: bytes sent by the container's sockets.
+pub const NETWORK_TRANSMIT_BYTES: &str = "nodemeter_container_network_transmit_bytes_total";
+const NETWORK_TRANSMIT_BYTES_HELP: &str = "Bytes sent by sockets the container created, counted as IP packet lengths (network header included), in any network namespace.";
+/// `network`: packets sent by the container's sockets.
+pub const NETWORK_TRANSMIT_PACKETS: &str = "nodemeter_container_network_transmit_packets_total";
+const NETWORK_TRANSMIT_PACKETS_HELP: &str =
+    "Packets sent by sockets the container created (a TSO/GSO packet counts as its segments).";
+
+/// `tcp`: successful active opens.
+pub const TCP_CONNECTS: &str = "nodemeter_container_tcp_connects_total";
+const TCP_CONNECTS_HELP: &str =
+    "TCP connections the container opened that reached ESTABLISHED (SYN_SENT to ESTABLISHED).";
+/// `tcp`: failed active opens.
+pub const TCP_CONNECT_FAILURES: &str = "nodemeter_container_tcp_connect_failures_total";
+const TCP_CONNECT_FAILURES_HELP: &str = "TCP connections the container tried to open that failed (SYN_SENT to CLOSE: refused, reset or timed out).";
+/// `tcp`: passive opens.
+pub const TCP_ACCEPTS: &str = "nodemeter_container_tcp_accepts_total";
+const TCP_ACCEPTS_HELP: &str = "TCP connections to the container's listening sockets that reached ESTABLISHED (SYN_RECV to ESTABLISHED), ready to be accepted.";
+/// `tcp`: retransmitted segments.
+pub const TCP_RETRANSMITS: &str = "nodemeter_container_tcp_retransmits_total";
+const TCP_RETRANSMITS_HELP: &str = "TCP segments the container's sockets retransmitted.";
+/// `tcp`: connections in ESTABLISHED.
+pub const TCP_OPEN_CONNECTIONS: &str = "nodemeter_container_tcp_open_connections";
+const TCP_OPEN_CONNECTIONS_HELP: &str =
+    "TCP connections of the container in ESTABLISHED, among those opened since the probe attached.";
 
 /// Cycles a map entry's cgroup id may stay unknown to the inventory before the entry is
 /// deleted. The inventory can lag a new cgroup by a cycle; ids outside the tracked root are
@@ -178,6 +226,8 @@ impl Reader {
         let histograms = self.probes.read_runqueue_latency()?;
         let processes = self.probes.read_process_counters()?;
         let oom_kills = self.probes.read_oom_kills()?;
+        let network = self.probes.read_network_counters()?;
+        let tcp = self.probes.read_tcp_counters()?;
         let mut emitter = Emitter::new(
             SourceId::new(SOURCE_NAME),
             timestamp_ms,
@@ -234,6 +284,62 @@ impl Reader {
                 &labels,
                 &[],
                 kills as f64,
+            );
+        }
+        for (id, c) in network {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            for (name, help, value) in [
+                (
+                    NETWORK_RECEIVE_BYTES,
+                    NETWORK_RECEIVE_BYTES_HELP,
+                    c.rx_bytes,
+                ),
+                (
+                    NETWORK_RECEIVE_PACKETS,
+                    NETWORK_RECEIVE_PACKETS_HELP,
+                    c.rx_packets,
+                ),
+                (
+                    NETWORK_TRANSMIT_BYTES,
+                    NETWORK_TRANSMIT_BYTES_HELP,
+                    c.tx_bytes,
+                ),
+                (
+                    NETWORK_TRANSMIT_PACKETS,
+                    NETWORK_TRANSMIT_PACKETS_HELP,
+                    c.tx_packets,
+                ),
+            ] {
+                emitter.emit(name, MetricType::Counter, help, &labels, &[], value as f64);
+            }
+        }
+        for (id, c) in tcp {
+            let Some(labels) = identity(&self.inventory, &self.target, id) else {
+                unknown.push(id);
+                continue;
+            };
+            for (name, help, value) in [
+                (TCP_CONNECTS, TCP_CONNECTS_HELP, c.connects),
+                (
+                    TCP_CONNECT_FAILURES,
+                    TCP_CONNECT_FAILURES_HELP,
+                    c.connect_failures,
+                ),
+                (TCP_ACCEPTS, TCP_ACCEPTS_HELP, c.accepts),
+                (TCP_RETRANSMITS, TCP_RETRANSMITS_HELP, c.retransmits),
+            ] {
+                emitter.emit(name, MetricType::Counter, help, &labels, &[], value as f64);
+            }
+            emitter.emit(
+                TCP_OPEN_CONNECTIONS,
+                MetricType::Gauge,
+                TCP_OPEN_CONNECTIONS_HELP,
+                &labels,
+                &[],
+                c.open().max(0) as f64,
             );
         }
         // Ids every map knows about that resolve now; an id missing from only one map (a
