@@ -22,6 +22,16 @@
 //! | `nodemeter_container_tcp_retransmits_total` | counter | segments | `tcp` | TCP segments retransmitted |
 //! | `nodemeter_container_tcp_open_connections` | gauge | connections | `tcp` | connections in ESTABLISHED opened since the probe attached |
 //!
+//! OOM kills have two families. cAdvisor's `container_oom_events_total` stays with the cgroup
+//! source, which reads the kernel's own per-cgroup count: `oom_kill` of `memory.events` on
+//! cgroup v2, of `memory.oom_control` on v1 (`/proc/vmstat` for the root). It is exact and
+//! survives agent restarts, so it wins wherever a memory controller is mounted.
+//! `nodemeter_container_oom_kills_total` is the eBPF count, keyed by the victim's cgroup v2 id:
+//! it exists where the cgroup files do not (a hybrid host whose memory controller is on v1
+//! while containers are found through their v2 cgroup) and does not depend on which memory
+//! hierarchy the limit was set in. It counts from the agent's start, so after a restart it is
+//! lower than the cgroup count.
+//!
 //! Network and TCP counts belong to the cgroup of the socket (the cgroup of the task that
 //! created it; an accepted socket inherits its listener's), not to the task running when the
 //! packet passes. Not counted: packets of request and time-wait sockets (SYN-ACKs, RSTs the
