@@ -3,7 +3,13 @@
 //! A task becomes runnable when it is woken (`sched_wakeup`, `sched_wakeup_new`) or when it is
 //! switched out while still runnable (preempted or yielding; `sched_switch` with a running
 //! `prev_state`). Both stamp the time in [`RUNQ_ENQUEUED`]. When `sched_switch` switches the task
-//! in, the wait is now minus the stamp.
+//! in (the `sched_switch` program calls [`switched`]), the wait is now minus the stamp.
+//!
+//! The stamps live in a plain array indexed by the pid's low bits, not a hash: an array access
+//! is inlined by the verifier, where a hash lookup is a helper call and a walk, and this runs up
+//! to three times per context switch. Two runnable tasks whose pids share the low bits evict
+//! each other's stamp; the slot keeps the pid, so the loser is noticed at switch-in and counted
+//! (`overflow::RUNQ_ENQUEUED`) instead of measured against the wrong stamp.
 //!
 //! Which cgroup to charge: at switch-in "current" is still the previous task, and at wakeup it
 //! is the waker, so neither `bpf_get_current_cgroup_id()` is the waiting task's. Reading the
@@ -16,22 +22,22 @@
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+    helpers::bpf_ktime_get_ns,
     macros::{map, tracepoint},
-    maps::{LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
     programs::TracePointContext,
 };
 use nodemeter_ebpf_common::{
     DEFAULT_NEXT_PID_OFFSET, DEFAULT_WAKEUP_PID_OFFSET, MAX_CGROUPS, RUNQ_MAX_TASKS, RunqHistogram,
-    RunqPending, overflow, runq_bucket,
+    RunqPending, RunqStamp, overflow, runq_bucket,
 };
 
-use crate::sched_switch::{SCHED_SWITCH_PREEMPTED_STATE, read_prev, record_overflow};
+use crate::sched_switch::record_overflow;
 
 const EEXIST: i32 = -17;
 
 #[map]
-static RUNQ_ENQUEUED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(RUNQ_MAX_TASKS, 0);
+static RUNQ_ENQUEUED: Array<RunqStamp> = Array::with_max_entries(RUNQ_MAX_TASKS, 0);
 
 #[map]
 static RUNQ_PENDING: PerCpuArray<RunqPending> = PerCpuArray::with_max_entries(1, 0);
@@ -72,43 +78,48 @@ pub fn runq_wakeup(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint(category = "sched", name = "sched_switch")]
-pub fn runq_switch(ctx: TracePointContext) -> u32 {
+/// The switch-in half, called by the `sched_switch` program with what it already read:
+/// `cgroup_id` is current's (the task switched out, `prev`), 0 for the idle task.
+#[inline(always)]
+pub(crate) fn switched(
+    ctx: &TracePointContext,
+    prev_pid: u32,
+    still_runnable: bool,
+    cgroup_id: u64,
+) {
     // SAFETY: no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let (prev_pid, prev_state) = read_prev(&ctx);
-    let next_pid = read_next_pid(&ctx);
+    let next_pid = read_next_pid(ctx);
 
     let Some(pending) = RUNQ_PENDING.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     // SAFETY: this CPU's slot; tracepoints run with preemption disabled.
     let parked = unsafe { *pending };
-    if parked.latency_ns != 0 && parked.pid == prev_pid {
-        // SAFETY: no arguments; current is `prev`, the task the latency belongs to.
-        let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    if parked.latency_ns != 0 && parked.pid == prev_pid && prev_pid != 0 {
+        // Current is `prev`, the task the latency belongs to.
         charge(cgroup_id, parked.latency_ns);
     }
 
-    // SAFETY: plain integer global (see above).
-    let preempted = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE) };
-    let still_runnable = prev_state == 0 || prev_state & preempted != 0;
     if prev_pid != 0 && still_runnable {
         stamp(prev_pid, now);
     }
 
     let mut latency_ns = 0;
     if next_pid != 0 {
-        if let Some(stamp) = RUNQ_ENQUEUED.get_ptr_mut(next_pid) {
-            // SAFETY: a map value pointer; a racing writer on another CPU can only replace
-            // the stamp with a newer one, which is the right one to use anyway.
+        if let Some(slot) = RUNQ_ENQUEUED.get_ptr_mut(next_pid & (RUNQ_MAX_TASKS - 1)) {
+            // SAFETY: an array value pointer; a racing writer on another CPU can only replace
+            // the stamp with a newer one (of this task, the right one to use anyway, or of
+            // another, which the pid check catches).
             unsafe {
-                let enqueued = *stamp;
-                if enqueued != 0 && now > enqueued {
-                    latency_ns = now - enqueued;
+                let stamp = *slot;
+                if stamp.pid != next_pid {
+                    record_overflow(overflow::RUNQ_ENQUEUED);
+                } else if stamp.enqueued_ns != 0 && now > stamp.enqueued_ns {
+                    latency_ns = now - stamp.enqueued_ns;
                 }
                 // Consumed: a later switch-in without a new wakeup must not reuse it.
-                *stamp = 0;
+                (*slot).enqueued_ns = 0;
             }
         }
     }
@@ -120,20 +131,21 @@ pub fn runq_switch(ctx: TracePointContext) -> u32 {
             _pad: 0,
         };
     }
-    0
 }
 
-/// Records when `pid` became runnable. Most tasks have an entry already (they ran before), and
-/// overwriting it in place skips the LRU update's locking, which costs more than the lookup.
+/// Records when `pid` became runnable, in its slot of the stamp table.
 #[inline(always)]
 fn stamp(pid: u32, now: u64) {
-    if let Some(slot) = RUNQ_ENQUEUED.get_ptr_mut(pid) {
-        // SAFETY: a live map value; a racing writer can only store another stamp.
-        unsafe { *slot = now };
-        return;
+    if let Some(slot) = RUNQ_ENQUEUED.get_ptr_mut(pid & (RUNQ_MAX_TASKS - 1)) {
+        // SAFETY: an array value pointer (always valid for an index below the size).
+        unsafe {
+            *slot = RunqStamp {
+                pid,
+                _pad: 0,
+                enqueued_ns: now,
+            };
+        }
     }
-    // An LRU insert cannot fail for lack of room: it evicts the least recently used stamp.
-    let _ = RUNQ_ENQUEUED.insert(pid, now, 0);
 }
 
 #[inline(always)]

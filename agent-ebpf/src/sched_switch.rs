@@ -1,5 +1,9 @@
 //! `sched:sched_switch`: context switches per cgroup, split the way the kernel splits
-//! `nvcsw`/`nivcsw`.
+//! `nvcsw`/`nivcsw`; and the switch-in half of run-queue latency (`crate::runqueue`).
+//!
+//! One program serves both probes, so the record is read and the cgroup looked up once per
+//! switch, the hottest event there is. Each half is switched on by a load-time global the
+//! verifier knows, so a disabled half costs nothing.
 //!
 //! The tracepoint fires inside `__schedule()` before the switch, so "current" is the task being
 //! switched out and `bpf_get_current_cgroup_id()` is the cgroup to charge. The kernel reports
@@ -48,24 +52,45 @@ pub(crate) static SCHED_SWITCH_PREV_STATE_OFFSET: u32 = DEFAULT_PREV_STATE_OFFSE
 pub(crate) static SCHED_SWITCH_PREV_STATE_SIZE: u32 = 8;
 #[unsafe(no_mangle)]
 pub(crate) static SCHED_SWITCH_PREEMPTED_STATE: u64 = DEFAULT_PREEMPTED_STATE;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_COUNT_SWITCHES: u32 = 1;
+#[unsafe(no_mangle)]
+static SCHED_SWITCH_RUNQUEUE: u32 = 1;
 
 #[tracepoint(category = "sched", name = "sched_switch")]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let (prev_pid, prev_state) = read_prev(&ctx);
-    // The idle task (pid 0) belongs to no container; on a mostly idle node about half of all
-    // switches are the idle task's, so skipping it halves the map work.
-    if prev_pid == 0 {
-        return 0;
-    }
     // SAFETY: the statics are plain integers; the volatile read keeps the compiler from
     // folding the compiled-in default, since the loader rewrites it before loading.
-    let preempted = unsafe { core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE) };
-    let voluntary = prev_state != 0 && prev_state & preempted == 0;
-    // SAFETY: the helper takes no arguments and only reads the current task.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let (preempted, count_switches, runqueue) = unsafe {
+        (
+            core::ptr::read_volatile(&SCHED_SWITCH_PREEMPTED_STATE),
+            core::ptr::read_volatile(&SCHED_SWITCH_COUNT_SWITCHES),
+            core::ptr::read_volatile(&SCHED_SWITCH_RUNQUEUE),
+        )
+    };
+    let still_runnable = prev_state == 0 || prev_state & preempted != 0;
+    // The idle task (pid 0) belongs to no container; on a mostly idle node about half of all
+    // switches are the idle task's, so skipping it halves the map work.
+    let cgroup_id = if prev_pid == 0 {
+        0
+    } else {
+        // SAFETY: the helper takes no arguments and only reads the current task.
+        unsafe { bpf_get_current_cgroup_id() }
+    };
+    if count_switches != 0 && prev_pid != 0 {
+        count_switch(cgroup_id, !still_runnable);
+    }
+    if runqueue != 0 {
+        crate::runqueue::switched(&ctx, prev_pid, still_runnable, cgroup_id);
+    }
+    0
+}
 
+#[inline(always)]
+fn count_switch(cgroup_id: u64, voluntary: bool) {
     if count(cgroup_id, voluntary) {
-        return 0;
+        return;
     }
     let first = if voluntary {
         SchedCounters {
@@ -88,7 +113,6 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
         }
         Err(_) => record_overflow(overflow::SCHED_COUNTERS),
     }
-    0
 }
 
 /// Increments this CPU's counter of an existing entry; false when the cgroup has none yet.

@@ -12,8 +12,8 @@ pub mod maps {
     /// Per-CPU array of `u64`: how many times a program could not insert a new key into one of
     /// the bounded maps (map full). Indexed by [`super::overflow`] slots.
     pub const MAP_OVERFLOWS: &str = "MAP_OVERFLOWS";
-    /// When each task became runnable: LRU hash keyed by pid (thread id, `u32`), value
-    /// `bpf_ktime_get_ns()` (`u64`), 0 once the task got the CPU.
+    /// When each task became runnable: array of [`super::RunqStamp`] indexed by the pid's
+    /// (thread id's) low bits ([`super::RUNQ_MAX_TASKS`] slots).
     pub const RUNQ_ENQUEUED: &str = "RUNQ_ENQUEUED";
     /// Per-CPU array of one [`super::RunqPending`]: the latency of the task that got this CPU
     /// last, charged to its cgroup when it leaves the CPU (then it is "current").
@@ -43,12 +43,12 @@ pub mod maps {
 
 /// Names of the programs in the object, as the loader looks them up.
 pub mod programs {
-    /// `sched:sched_switch` tracepoint counting context switches per cgroup.
+    /// `sched:sched_switch`, the one program on that hook: counts context switches per cgroup
+    /// and turns the stamp of the task switched in into a run-queue latency sample, each part
+    /// switched on by a load-time global.
     pub const SCHED_SWITCH: &str = "sched_switch";
     /// `sched:sched_wakeup` and `sched:sched_wakeup_new`: stamps when a task became runnable.
     pub const RUNQ_WAKEUP: &str = "runq_wakeup";
-    /// `sched:sched_switch`: turns the stamp of the task switched in into a latency sample.
-    pub const RUNQ_SWITCH: &str = "runq_switch";
     /// `task:task_newtask`: new processes (not threads) per cgroup of the parent.
     pub const PROCESS_FORK: &str = "process_fork";
     /// `sched:sched_process_exec`.
@@ -87,12 +87,15 @@ pub mod overflow {
     /// [`super::maps::TCP_SOCKETS`] (evicted, or opened before the probe attached) and not
     /// readable from the socket (no BTF offsets) nor from the current task (softirq context).
     pub const TCP_UNATTRIBUTED: u32 = 6;
-    /// Stamps in [`super::maps::RUNQ_ENQUEUED`] that were missing when the task got the CPU
-    /// although it was seen becoming runnable: the LRU evicted them (more runnable tasks than
-    /// [`super::RUNQ_MAX_TASKS`]), so that latency sample is lost.
+    /// Tasks switched in without their stamp in [`super::maps::RUNQ_ENQUEUED`], so without a
+    /// latency sample: another task whose pid shares the slot overwrote it, or the task was
+    /// already runnable when the probe attached (a burst right after loading).
     pub const RUNQ_ENQUEUED: u32 = 7;
     /// Number of slots (the array's size).
     pub const SLOTS: u32 = 8;
+    /// Slots below this one count failed inserts into full maps; the others count events lost
+    /// for other reasons (LRU evictions, unattributable events).
+    pub const MAP_FULL_SLOTS: u32 = 6;
 
     /// The map each slot counts for, as the agent labels it.
     pub const NAMES: [&str; SLOTS as usize] = [
@@ -119,6 +122,10 @@ pub mod globals {
     pub const SCHED_SWITCH_PREV_STATE_OFFSET: &str = "SCHED_SWITCH_PREV_STATE_OFFSET";
     /// Size in bytes of that field, 4 or 8 (`u32`).
     pub const SCHED_SWITCH_PREV_STATE_SIZE: &str = "SCHED_SWITCH_PREV_STATE_SIZE";
+    /// Non-zero: the `sched_switch` program counts context switches (`u32`).
+    pub const SCHED_SWITCH_COUNT_SWITCHES: &str = "SCHED_SWITCH_COUNT_SWITCHES";
+    /// Non-zero: the `sched_switch` program measures run-queue latency (`u32`).
+    pub const SCHED_SWITCH_RUNQUEUE: &str = "SCHED_SWITCH_RUNQUEUE";
     /// The `prev_state` value the kernel reports for a preempted task: `TASK_REPORT_MAX` (`u64`).
     pub const SCHED_SWITCH_PREEMPTED_STATE: &str = "SCHED_SWITCH_PREEMPTED_STATE";
     /// Byte offset of `next_pid` (4 bytes) in the `sched:sched_switch` record (`u32`).
@@ -261,9 +268,20 @@ pub const DEFAULT_GROUP_DEAD_OFFSET: u32 = 32;
 /// `CLONE_THREAD`: the new task is a thread of its parent's process.
 pub const CLONE_THREAD: u64 = 0x0001_0000;
 
-/// Tasks whose enqueue time is tracked at once ([`maps::RUNQ_ENQUEUED`]); the least recently
-/// stamped are evicted beyond this, which loses their next latency sample.
+/// Slots of the stamp table ([`maps::RUNQ_ENQUEUED`]), a power of two: a task's slot is its
+/// pid modulo this. Two tasks runnable at once whose pids share a slot lose a sample.
 pub const RUNQ_MAX_TASKS: u32 = 65_536;
+
+/// When a task became runnable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunqStamp {
+    /// The task whose stamp this is (the slot is shared by pids with the same low bits).
+    pub pid: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()`; 0 once the task got the CPU.
+    pub enqueued_ns: u64,
+}
 
 /// Buckets of [`RunqHistogram`]: bucket 0 holds latencies below 1 µs, bucket `k` (1 ≤ k < 26)
 /// those in [2^(k-1) µs, 2^k µs), the last one everything from 2^25 µs (33.6 s) up.

@@ -142,8 +142,9 @@ impl Probe {
     /// The programs of the probe.
     fn programs(self) -> &'static [&'static str] {
         match self {
-            Probe::SchedSwitch => &[programs::SCHED_SWITCH],
-            Probe::RunqueueLatency => &[programs::RUNQ_WAKEUP, programs::RUNQ_SWITCH],
+            // The sched_switch program is shared with RunqueueLatency: see `SharedSchedSwitch`.
+            Probe::SchedSwitch => &[],
+            Probe::RunqueueLatency => &[programs::RUNQ_WAKEUP],
             Probe::ProcessEvents => &[
                 programs::PROCESS_FORK,
                 programs::PROCESS_EXEC,
@@ -155,14 +156,18 @@ impl Probe {
         }
     }
 
+    /// Whether the probe needs the shared `sched_switch` program attached.
+    fn uses_sched_switch(self) -> bool {
+        matches!(self, Probe::SchedSwitch | Probe::RunqueueLatency)
+    }
+
     /// (program, tracepoint category, tracepoint name) of each attachment.
     fn attachments(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
-            Probe::SchedSwitch => &[(programs::SCHED_SWITCH, "sched", "sched_switch")],
+            Probe::SchedSwitch => &[],
             Probe::RunqueueLatency => &[
                 (programs::RUNQ_WAKEUP, "sched", "sched_wakeup"),
                 (programs::RUNQ_WAKEUP, "sched", "sched_wakeup_new"),
-                (programs::RUNQ_SWITCH, "sched", "sched_switch"),
             ],
             Probe::ProcessEvents => &[
                 (programs::PROCESS_FORK, "task", "task_newtask"),
@@ -376,7 +381,21 @@ impl KernelProbes {
             loader.set_max_entries(maps::NET_COUNTERS, entries);
             loader.set_max_entries(maps::TCP_COUNTERS, entries);
         }
+        // Which halves of the shared sched_switch program run; fixed before loading so the
+        // verifier drops the other half (a probe that fails later to attach its other hooks
+        // leaves its half running, uselessly but harmlessly).
+        let half_on = |probe: Probe| -> u32 {
+            u32::from(
+                enabled.is_enabled(probe)
+                    && !enabled.forced_failures.contains(&probe)
+                    && !early_failures.iter().any(|(p, _)| *p == probe),
+            )
+        };
+        let count_switches = half_on(Probe::SchedSwitch);
+        let runqueue = half_on(Probe::RunqueueLatency);
         let mut ebpf = loader
+            .set_global(globals::SCHED_SWITCH_COUNT_SWITCHES, &count_switches, true)
+            .set_global(globals::SCHED_SWITCH_RUNQUEUE, &runqueue, true)
             .set_global(
                 globals::SCHED_SWITCH_PREV_PID_OFFSET,
                 &sched_switch.prev_pid_offset,
@@ -469,6 +488,7 @@ impl KernelProbes {
         };
 
         let mut statuses = Vec::with_capacity(Probe::ALL.len());
+        let mut shared_sched_switch = SharedSchedSwitch::default();
         for &probe in Probe::ALL {
             let status = if !enabled.is_enabled(probe) {
                 ProbeStatus {
@@ -483,7 +503,13 @@ impl KernelProbes {
                 let attached = if probe == Probe::Network {
                     attach_network(&mut ebpf, enabled.network_cgroup.as_deref(), forced)
                 } else {
-                    attach_probe(&mut ebpf, probe, forced)
+                    attach_probe(&mut ebpf, probe, forced).and_then(|()| {
+                        if probe.uses_sched_switch() {
+                            shared_sched_switch.attach(&mut ebpf, forced)
+                        } else {
+                            Ok(())
+                        }
+                    })
                 };
                 match attached {
                     Ok(()) => {
@@ -643,7 +669,7 @@ impl KernelProbes {
     /// CPUs since load. Non-zero means per-cgroup counts are missing events.
     pub fn map_overflows(&self) -> u64 {
         let mut total = 0u64;
-        for slot in 0..overflow::SLOTS {
+        for slot in 0..overflow::MAP_FULL_SLOTS {
             match self.overflows.get(&slot, 0) {
                 Ok(per_cpu) => total = per_cpu.iter().fold(total, |t, n| t.wrapping_add(*n)),
                 Err(e) => {
@@ -665,7 +691,11 @@ impl KernelProbes {
             {
                 continue;
             }
-            for &name in probe.programs() {
+            // The shared sched_switch program is reported once, under the first probe using it.
+            let shared = (probe.uses_sched_switch()
+                && !out.iter().any(|p: &ProgramStats| p.program == programs::SCHED_SWITCH))
+            .then_some(programs::SCHED_SWITCH);
+            for &name in probe.programs().iter().chain(shared.iter()) {
                 let Some(program) = self.ebpf.program(name) else {
                     continue;
                 };
@@ -897,6 +927,61 @@ fn try_attach_network(
         })?;
     }
     Ok(())
+}
+
+/// The `sched_switch` program, which both [`Probe::SchedSwitch`] and
+/// [`Probe::RunqueueLatency`] need: loaded and attached by whichever comes first, once.
+#[derive(Default)]
+struct SharedSchedSwitch {
+    /// The outcome of the one real attach, once tried.
+    outcome: Option<Result<(), String>>,
+}
+
+impl SharedSchedSwitch {
+    fn attach(&mut self, ebpf: &mut Ebpf, forced_failure: bool) -> Result<(), String> {
+        if forced_failure {
+            // A real failure: an extra attach of the program to a tracepoint no kernel has,
+            // which leaves the attachment the other probe may need alone.
+            return Err(Self::attach_to(ebpf, FORCED_FAILURE_CATEGORY).map_or_else(
+                |e| format!("{e} (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)"),
+                |()| format!("{FORCED_FAILURE_CATEGORY}:sched_switch unexpectedly exists"),
+            ));
+        }
+        if let Some(outcome) = &self.outcome {
+            return outcome.clone();
+        }
+        let outcome = Self::attach_once(ebpf);
+        self.outcome = Some(outcome.clone());
+        outcome
+    }
+
+    fn attach_once(ebpf: &mut Ebpf) -> Result<(), String> {
+        Self::attach_to(ebpf, "sched")
+    }
+
+    /// Loads the program unless it is, and attaches it to `category:sched_switch`.
+    fn attach_to(ebpf: &mut Ebpf, category: &str) -> Result<(), String> {
+        let name = programs::SCHED_SWITCH;
+        let tracepoint: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the eBPF object has no program `{name}`"))?
+            .try_into()
+            .map_err(|e: ProgramError| format!("program `{name}`: {e}"))?;
+        if tracepoint.fd().is_err() {
+            tracepoint
+                .load()
+                .map_err(|e| format!("loading program `{name}`: {}", error_chain(&e)))?;
+        }
+        tracepoint
+            .attach(category, "sched_switch")
+            .map_err(|e| {
+                format!(
+                    "attaching to tracepoint {category}:sched_switch: {}",
+                    error_chain(&e)
+                )
+            })?;
+        Ok(())
+    }
 }
 
 /// Record offsets and struct offsets the TCP programs need.
