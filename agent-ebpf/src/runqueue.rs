@@ -16,37 +16,29 @@
 //! next task's cgroup needs `task_struct` offsets, which Rust programs cannot relocate. Instead
 //! the latency is parked in a per-CPU slot ([`RUNQ_PENDING`]) and charged at the next
 //! `sched_switch` on the same CPU, whose `prev` is exactly that task: then it is current and
-//! the helper returns its cgroup. The sample lands one time slice late, which a collection
+//! the helper returns its cgroup, and the sample goes into the same per-cgroup entry
+//! (`SCHED_CGROUPS`) as the context-switch count, one map lookup for both. The sample lands one time slice late, which a collection
 //! cycle of seconds does not notice.
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::bpf_ktime_get_ns,
     macros::{map, tracepoint},
-    maps::{Array, PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray},
     programs::TracePointContext,
 };
 use nodemeter_ebpf_common::{
-    DEFAULT_NEXT_PID_OFFSET, DEFAULT_WAKEUP_PID_OFFSET, MAX_CGROUPS, RUNQ_MAX_TASKS, RunqHistogram,
-    RunqPending, RunqStamp, overflow, runq_bucket,
+    DEFAULT_NEXT_PID_OFFSET, DEFAULT_WAKEUP_PID_OFFSET, RUNQ_MAX_TASKS, RunqPending, RunqStamp,
+    overflow,
 };
 
 use crate::sched_switch::record_overflow;
-
-const EEXIST: i32 = -17;
 
 #[map]
 static RUNQ_ENQUEUED: Array<RunqStamp> = Array::with_max_entries(RUNQ_MAX_TASKS, 0);
 
 #[map]
 static RUNQ_PENDING: PerCpuArray<RunqPending> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per-CPU (no atomics on this target), allocated on insert: preallocating MAX_CGROUPS ×
-/// 224 bytes × CPUs would reserve hundreds of MB on a large node for cgroups that never exist.
-#[map]
-static RUNQ_LATENCY: PerCpuHashMap<u64, RunqHistogram> =
-    PerCpuHashMap::with_max_entries(MAX_CGROUPS, BPF_F_NO_PREALLOC);
 
 #[unsafe(no_mangle)]
 static SCHED_SWITCH_NEXT_PID_OFFSET: u32 = DEFAULT_NEXT_PID_OFFSET;
@@ -78,28 +70,25 @@ pub fn runq_wakeup(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The switch-in half, called by the `sched_switch` program with what it already read:
-/// `cgroup_id` is current's (the task switched out, `prev`), 0 for the idle task.
+/// The switch-in half, called by the `sched_switch` program with what it already read.
+/// Returns the latency parked for `prev` (the current task) to charge to its cgroup, or 0.
 #[inline(always)]
-pub(crate) fn switched(
-    ctx: &TracePointContext,
-    prev_pid: u32,
-    still_runnable: bool,
-    cgroup_id: u64,
-) {
+pub(crate) fn switched(ctx: &TracePointContext, prev_pid: u32, still_runnable: bool) -> u64 {
     // SAFETY: no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let next_pid = read_next_pid(ctx);
 
     let Some(pending) = RUNQ_PENDING.get_ptr_mut(0) else {
-        return;
+        return 0;
     };
     // SAFETY: this CPU's slot; tracepoints run with preemption disabled.
     let parked = unsafe { *pending };
-    if parked.latency_ns != 0 && parked.pid == prev_pid && prev_pid != 0 {
-        // Current is `prev`, the task the latency belongs to.
-        charge(cgroup_id, parked.latency_ns);
-    }
+    // Current is `prev`: the parked latency is its own when the pids match.
+    let to_charge = if parked.pid == prev_pid && prev_pid != 0 {
+        parked.latency_ns
+    } else {
+        0
+    };
 
     if prev_pid != 0 && still_runnable {
         stamp(prev_pid, now);
@@ -131,6 +120,7 @@ pub(crate) fn switched(
             _pad: 0,
         };
     }
+    to_charge
 }
 
 /// Records when `pid` became runnable, in its slot of the stamp table.
@@ -146,39 +136,6 @@ fn stamp(pid: u32, now: u64) {
             };
         }
     }
-}
-
-#[inline(always)]
-fn charge(cgroup_id: u64, latency_ns: u64) {
-    if add(cgroup_id, latency_ns) {
-        return;
-    }
-    match RUNQ_LATENCY.insert(cgroup_id, RunqHistogram::default(), u64::from(BPF_NOEXIST)) {
-        Ok(()) | Err(EEXIST) => {
-            if !add(cgroup_id, latency_ns) {
-                record_overflow(overflow::RUNQ_LATENCY);
-            }
-        }
-        Err(_) => record_overflow(overflow::RUNQ_LATENCY),
-    }
-}
-
-/// Adds one sample to this CPU's copy of the cgroup's histogram; false when it has none yet.
-#[inline(always)]
-fn add(cgroup_id: u64, latency_ns: u64) -> bool {
-    let Some(h) = RUNQ_LATENCY.get_ptr_mut(cgroup_id) else {
-        return false;
-    };
-    let bucket = runq_bucket(latency_ns);
-    // SAFETY: this CPU's copy of a live map value, preemption disabled; `bucket` is below
-    // RUNQ_BUCKETS by construction (the verifier checks the index again).
-    unsafe {
-        if let Some(n) = (*h).buckets.get_mut(bucket) {
-            *n += 1;
-        }
-        (*h).sum_ns += latency_ns;
-    }
-    true
 }
 
 #[inline(always)]

@@ -20,7 +20,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::bpf_get_current_cgroup_id,
     macros::{map, tracepoint},
     maps::{PerCpuArray, PerCpuHashMap},
@@ -28,15 +28,17 @@ use aya_ebpf::{
 };
 use nodemeter_ebpf_common::{
     DEFAULT_PREEMPTED_STATE, DEFAULT_PREV_PID_OFFSET, DEFAULT_PREV_STATE_OFFSET, MAX_CGROUPS,
-    SchedCounters, overflow,
+    SchedCgroup, overflow, runq_bucket,
 };
 
 /// `-EEXIST`: another CPU inserted the same cgroup between our lookup and our insert.
 const EEXIST: i32 = -17;
 
+/// Allocated on insert: preallocating MAX_CGROUPS × 240 bytes × CPUs would reserve hundreds of
+/// MB on a large node for cgroups that never exist.
 #[map]
-static SCHED_COUNTERS: PerCpuHashMap<u64, SchedCounters> =
-    PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+static SCHED_CGROUPS: PerCpuHashMap<u64, SchedCgroup> =
+    PerCpuHashMap::with_max_entries(MAX_CGROUPS, BPF_F_NO_PREALLOC);
 
 #[map]
 pub(crate) static MAP_OVERFLOWS: PerCpuArray<u64> =
@@ -78,56 +80,59 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
         // SAFETY: the helper takes no arguments and only reads the current task.
         unsafe { bpf_get_current_cgroup_id() }
     };
-    if count_switches != 0 && prev_pid != 0 {
-        count_switch(cgroup_id, !still_runnable);
+    let latency_ns = if runqueue != 0 {
+        crate::runqueue::switched(&ctx, prev_pid, still_runnable)
+    } else {
+        0
+    };
+    if prev_pid == 0 {
+        return 0;
     }
-    if runqueue != 0 {
-        crate::runqueue::switched(&ctx, prev_pid, still_runnable, cgroup_id);
+    let voluntary = (count_switches != 0).then_some(!still_runnable);
+    if voluntary.is_some() || latency_ns != 0 {
+        charge(cgroup_id, voluntary, latency_ns);
     }
     0
 }
 
+/// Counts the switch (when `voluntary` is `Some`) and one latency sample (when `latency_ns` is
+/// not 0) on the cgroup's entry, creating it on first use.
 #[inline(always)]
-fn count_switch(cgroup_id: u64, voluntary: bool) {
-    if count(cgroup_id, voluntary) {
+fn charge(cgroup_id: u64, voluntary: Option<bool>, latency_ns: u64) {
+    if add(cgroup_id, voluntary, latency_ns) {
         return;
     }
-    let first = if voluntary {
-        SchedCounters {
-            involuntary: 0,
-            voluntary: 1,
-        }
-    } else {
-        SchedCounters {
-            involuntary: 1,
-            voluntary: 0,
-        }
-    };
-    match SCHED_COUNTERS.insert(cgroup_id, first, u64::from(BPF_NOEXIST)) {
-        Ok(()) => {}
-        Err(EEXIST) => {
-            // Lost the insert race to another CPU; our CPU's slot exists now.
-            if !count(cgroup_id, voluntary) {
-                record_overflow(overflow::SCHED_COUNTERS);
+    match SCHED_CGROUPS.insert(cgroup_id, SchedCgroup::default(), u64::from(BPF_NOEXIST)) {
+        // EEXIST: lost the insert race to another CPU; our CPU's slot exists now.
+        Ok(()) | Err(EEXIST) => {
+            if !add(cgroup_id, voluntary, latency_ns) {
+                record_overflow(overflow::SCHED_CGROUPS);
             }
         }
-        Err(_) => record_overflow(overflow::SCHED_COUNTERS),
+        Err(_) => record_overflow(overflow::SCHED_CGROUPS),
     }
 }
 
-/// Increments this CPU's counter of an existing entry; false when the cgroup has none yet.
+/// Adds to this CPU's copy of an existing entry; false when the cgroup has none yet.
 #[inline(always)]
-fn count(cgroup_id: u64, voluntary: bool) -> bool {
-    let Some(counters) = SCHED_COUNTERS.get_ptr_mut(cgroup_id) else {
+fn add(cgroup_id: u64, voluntary: Option<bool>, latency_ns: u64) -> bool {
+    let Some(entry) = SCHED_CGROUPS.get_ptr_mut(cgroup_id) else {
         return false;
     };
     // SAFETY: the pointer is this CPU's slot of a per-CPU map value; tracepoints run with
-    // preemption disabled, so nothing else writes it concurrently.
+    // preemption disabled, so nothing else writes it concurrently. `runq_bucket` is below
+    // RUNQ_BUCKETS by construction (the verifier checks the index again).
     unsafe {
-        if voluntary {
-            (*counters).voluntary += 1;
-        } else {
-            (*counters).involuntary += 1;
+        match voluntary {
+            Some(true) => (*entry).switches.voluntary += 1,
+            Some(false) => (*entry).switches.involuntary += 1,
+            None => {}
+        }
+        if latency_ns != 0 {
+            if let Some(n) = (*entry).runq.buckets.get_mut(runq_bucket(latency_ns)) {
+                *n += 1;
+            }
+            (*entry).runq.sum_ns += latency_ns;
         }
     }
     true

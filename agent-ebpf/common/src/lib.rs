@@ -6,9 +6,10 @@
 
 /// Names of the maps the programs declare, as the loader looks them up.
 pub mod maps {
-    /// Per-cgroup scheduler counters: per-CPU hash keyed by cgroup v2 id (`u64`), value
-    /// [`super::SchedCounters`].
-    pub const SCHED_COUNTERS: &str = "SCHED_COUNTERS";
+    /// Per-cgroup scheduler data, context switches and run-queue latency in one value so that
+    /// a context switch costs one lookup: per-CPU hash (not preallocated) keyed by cgroup v2 id
+    /// (`u64`), value [`super::SchedCgroup`].
+    pub const SCHED_CGROUPS: &str = "SCHED_CGROUPS";
     /// Per-CPU array of `u64`: how many times a program could not insert a new key into one of
     /// the bounded maps (map full). Indexed by [`super::overflow`] slots.
     pub const MAP_OVERFLOWS: &str = "MAP_OVERFLOWS";
@@ -18,9 +19,6 @@ pub mod maps {
     /// Per-CPU array of one [`super::RunqPending`]: the latency of the task that got this CPU
     /// last, charged to its cgroup when it leaves the CPU (then it is "current").
     pub const RUNQ_PENDING: &str = "RUNQ_PENDING";
-    /// Run-queue latency histograms: per-CPU hash (not preallocated) keyed by cgroup v2 id
-    /// (`u64`), value [`super::RunqHistogram`].
-    pub const RUNQ_LATENCY: &str = "RUNQ_LATENCY";
     /// Process lifecycle counters: per-CPU hash keyed by cgroup v2 id (`u64`), value
     /// [`super::ProcessCounters`].
     pub const PROCESS_COUNTERS: &str = "PROCESS_COUNTERS";
@@ -71,36 +69,33 @@ pub mod programs {
 
 /// Slots of [`maps::MAP_OVERFLOWS`], one per bounded map whose inserts can fail.
 pub mod overflow {
-    /// Inserts into [`super::maps::SCHED_COUNTERS`] that failed.
-    pub const SCHED_COUNTERS: u32 = 0;
-    /// Inserts into [`super::maps::RUNQ_LATENCY`] that failed.
-    pub const RUNQ_LATENCY: u32 = 1;
+    /// Inserts into [`super::maps::SCHED_CGROUPS`] that failed.
+    pub const SCHED_CGROUPS: u32 = 0;
     /// Inserts into [`super::maps::PROCESS_COUNTERS`] that failed.
-    pub const PROCESS_COUNTERS: u32 = 2;
+    pub const PROCESS_COUNTERS: u32 = 1;
     /// Inserts into [`super::maps::OOM_VICTIMS`] or [`super::maps::OOM_KILLS`] that failed.
-    pub const OOM: u32 = 3;
+    pub const OOM: u32 = 2;
     /// Inserts into [`super::maps::NET_COUNTERS`] that failed.
-    pub const NET_COUNTERS: u32 = 4;
+    pub const NET_COUNTERS: u32 = 3;
     /// Inserts into [`super::maps::TCP_COUNTERS`] that failed.
-    pub const TCP_COUNTERS: u32 = 5;
+    pub const TCP_COUNTERS: u32 = 4;
     /// TCP events whose socket's cgroup could not be found: not in
     /// [`super::maps::TCP_SOCKETS`] (evicted, or opened before the probe attached) and not
     /// readable from the socket (no BTF offsets) nor from the current task (softirq context).
-    pub const TCP_UNATTRIBUTED: u32 = 6;
+    pub const TCP_UNATTRIBUTED: u32 = 5;
     /// Tasks switched in without their stamp in [`super::maps::RUNQ_ENQUEUED`], so without a
     /// latency sample: another task whose pid shares the slot overwrote it, or the task was
     /// already runnable when the probe attached (a burst right after loading).
-    pub const RUNQ_ENQUEUED: u32 = 7;
+    pub const RUNQ_ENQUEUED: u32 = 6;
     /// Number of slots (the array's size).
-    pub const SLOTS: u32 = 8;
+    pub const SLOTS: u32 = 7;
     /// Slots below this one count failed inserts into full maps; the others count events lost
-    /// for other reasons (LRU evictions, unattributable events).
-    pub const MAP_FULL_SLOTS: u32 = 6;
+    /// for other reasons (evictions, unattributable events).
+    pub const MAP_FULL_SLOTS: u32 = 5;
 
     /// The map each slot counts for, as the agent labels it.
     pub const NAMES: [&str; SLOTS as usize] = [
-        super::maps::SCHED_COUNTERS,
-        super::maps::RUNQ_LATENCY,
+        super::maps::SCHED_CGROUPS,
         super::maps::PROCESS_COUNTERS,
         super::maps::OOM_KILLS,
         super::maps::NET_COUNTERS,
@@ -359,6 +354,14 @@ impl RunqHistogram {
     }
 }
 
+/// Scheduler data of one cgroup, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedCgroup {
+    pub switches: SchedCounters,
+    pub runq: RunqHistogram,
+}
+
 /// The latency of the task that got a CPU, waiting to be charged to its cgroup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -432,6 +435,9 @@ unsafe impl aya::Pod for SchedCounters {}
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
 unsafe impl aya::Pod for RunqHistogram {}
+#[cfg(feature = "user")]
+// SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
+unsafe impl aya::Pod for SchedCgroup {}
 #[cfg(feature = "user")]
 // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, no padding.
 unsafe impl aya::Pod for ProcessCounters {}

@@ -29,8 +29,8 @@ pub use self::source::{
     TCP_OPEN_CONNECTIONS, TCP_RETRANSMITS, load_probes,
 };
 pub use nodemeter_ebpf_common::{
-    MAX_CGROUPS, NetCounters, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCounters,
-    TcpCounters, runq_bucket_upper_seconds,
+    MAX_CGROUPS, NetCounters, ProcessCounters, RUNQ_BUCKETS, RunqHistogram, SchedCgroup,
+    SchedCounters, TcpCounters, runq_bucket_upper_seconds,
 };
 
 /// The object built from `agent-ebpf` (8-byte aligned: the ELF parser needs aligned headers).
@@ -306,8 +306,8 @@ pub struct ProgramStats {
 pub struct KernelProbes {
     ebpf: Ebpf,
     statuses: Vec<ProbeStatus>,
-    sched_counters: PerCpuHashMap<MapData, u64, SchedCounters>,
-    runq_latency: PerCpuHashMap<MapData, u64, RunqHistogram>,
+    /// Context switches and run-queue latency per cgroup, one entry for both.
+    sched_cgroups: PerCpuHashMap<MapData, u64, SchedCgroup>,
     process_counters: PerCpuHashMap<MapData, u64, ProcessCounters>,
     oom_kills: HashMap<MapData, u64, u64>,
     net_counters: PerCpuHashMap<MapData, u64, NetCounters>,
@@ -374,8 +374,7 @@ impl KernelProbes {
 
         let mut loader = EbpfLoader::new();
         if let Some(entries) = enabled.cgroup_capacity {
-            loader.set_max_entries(maps::SCHED_COUNTERS, entries);
-            loader.set_max_entries(maps::RUNQ_LATENCY, entries);
+            loader.set_max_entries(maps::SCHED_CGROUPS, entries);
             loader.set_max_entries(maps::PROCESS_COUNTERS, entries);
             loader.set_max_entries(maps::OOM_KILLS, entries);
             loader.set_max_entries(maps::NET_COUNTERS, entries);
@@ -471,9 +470,8 @@ impl KernelProbes {
             .load(OBJECT)
             .map_err(EbpfError::Load)?;
 
-        let sched_counters = take_map(&mut ebpf, maps::SCHED_COUNTERS)?;
+        let sched_cgroups = take_map(&mut ebpf, maps::SCHED_CGROUPS)?;
         let overflows = take_map(&mut ebpf, maps::MAP_OVERFLOWS)?;
-        let runq_latency = take_map(&mut ebpf, maps::RUNQ_LATENCY)?;
         let process_counters = take_map(&mut ebpf, maps::PROCESS_COUNTERS)?;
         let oom_kills = take_map(&mut ebpf, maps::OOM_KILLS)?;
         let net_counters = take_map(&mut ebpf, maps::NET_COUNTERS)?;
@@ -529,8 +527,7 @@ impl KernelProbes {
         Ok(Self {
             ebpf,
             statuses,
-            sched_counters,
-            runq_latency,
+            sched_cgroups,
             process_counters,
             oom_kills,
             net_counters,
@@ -545,43 +542,60 @@ impl KernelProbes {
         &self.statuses
     }
 
-    /// Context-switch counters per cgroup id, summed over CPUs. Counters only grow while the
-    /// entry exists; an entry removed by [`forget_cgroups`](Self::forget_cgroups) restarts at 0
-    /// if the id shows up again.
-    pub fn read_sched_counters(&mut self) -> Result<Vec<(u64, SchedCounters)>, EbpfError> {
+    fn is_attached(&self, probe: Probe) -> bool {
+        self.statuses
+            .iter()
+            .any(|s| s.name == probe.name() && s.attached)
+    }
+
+    /// The per-cgroup scheduler entries, summed over CPUs.
+    fn read_sched_cgroups(&mut self) -> Result<Vec<(u64, SchedCgroup)>, EbpfError> {
         let mut out = Vec::new();
-        for entry in self.sched_counters.iter() {
+        for entry in self.sched_cgroups.iter() {
             let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
-                name: maps::SCHED_COUNTERS,
+                name: maps::SCHED_CGROUPS,
                 source,
             })?;
-            let mut total = SchedCounters::default();
+            let mut total = SchedCgroup::default();
             for c in per_cpu.iter() {
-                total.accumulate(c);
+                total.switches.accumulate(&c.switches);
+                for (t, n) in total.runq.buckets.iter_mut().zip(c.runq.buckets.iter()) {
+                    *t = t.wrapping_add(*n);
+                }
+                total.runq.sum_ns = total.runq.sum_ns.wrapping_add(c.runq.sum_ns);
             }
             out.push((cgroup_id, total));
         }
         Ok(out)
     }
 
-    /// Run-queue latency histograms per cgroup id, summed over CPUs.
-    pub fn read_runqueue_latency(&mut self) -> Result<Vec<(u64, RunqHistogram)>, EbpfError> {
-        let mut out = Vec::new();
-        for entry in self.runq_latency.iter() {
-            let (cgroup_id, per_cpu) = entry.map_err(|source| EbpfError::Map {
-                name: maps::RUNQ_LATENCY,
-                source,
-            })?;
-            let mut total = RunqHistogram::default();
-            for h in per_cpu.iter() {
-                for (t, n) in total.buckets.iter_mut().zip(h.buckets.iter()) {
-                    *t = t.wrapping_add(*n);
-                }
-                total.sum_ns = total.sum_ns.wrapping_add(h.sum_ns);
-            }
-            out.push((cgroup_id, total));
+    /// Context-switch counters per cgroup id, summed over CPUs (none unless the
+    /// `sched_switch` probe is attached). Counters only grow while the entry exists; an entry
+    /// removed by [`forget_cgroups`](Self::forget_cgroups) restarts at 0 if the id shows up
+    /// again.
+    pub fn read_sched_counters(&mut self) -> Result<Vec<(u64, SchedCounters)>, EbpfError> {
+        if !self.is_attached(Probe::SchedSwitch) {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        Ok(self
+            .read_sched_cgroups()?
+            .into_iter()
+            .map(|(id, e)| (id, e.switches))
+            .collect())
+    }
+
+    /// Run-queue latency histograms per cgroup id, summed over CPUs (none unless the
+    /// `runqueue_latency` probe is attached).
+    pub fn read_runqueue_latency(&mut self) -> Result<Vec<(u64, RunqHistogram)>, EbpfError> {
+        if !self.is_attached(Probe::RunqueueLatency) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read_sched_cgroups()?
+            .into_iter()
+            .filter(|(_, e)| e.runq.count() > 0)
+            .map(|(id, e)| (id, e.runq))
+            .collect())
     }
 
     /// Process fork/exec/exit counters per cgroup id, summed over CPUs.
@@ -693,7 +707,9 @@ impl KernelProbes {
             }
             // The shared sched_switch program is reported once, under the first probe using it.
             let shared = (probe.uses_sched_switch()
-                && !out.iter().any(|p: &ProgramStats| p.program == programs::SCHED_SWITCH))
+                && !out
+                    .iter()
+                    .any(|p: &ProgramStats| p.program == programs::SCHED_SWITCH))
             .then_some(programs::SCHED_SWITCH);
             for &name in probe.programs().iter().chain(shared.iter()) {
                 let Some(program) = self.ebpf.program(name) else {
@@ -722,8 +738,7 @@ impl KernelProbes {
         let mut removed = 0;
         for id in cgroup_ids {
             let results = [
-                (maps::SCHED_COUNTERS, self.sched_counters.remove(id)),
-                (maps::RUNQ_LATENCY, self.runq_latency.remove(id)),
+                (maps::SCHED_CGROUPS, self.sched_cgroups.remove(id)),
                 (maps::PROCESS_COUNTERS, self.process_counters.remove(id)),
                 (maps::OOM_KILLS, self.oom_kills.remove(id)),
                 (maps::NET_COUNTERS, self.net_counters.remove(id)),
@@ -943,7 +958,11 @@ impl SharedSchedSwitch {
             // A real failure: an extra attach of the program to a tracepoint no kernel has,
             // which leaves the attachment the other probe may need alone.
             return Err(Self::attach_to(ebpf, FORCED_FAILURE_CATEGORY).map_or_else(
-                |e| format!("{e} (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)"),
+                |e| {
+                    format!(
+                        "{e} (failure forced by {FORCE_FAIL_ENV} or ProbeSelection::force_failure)"
+                    )
+                },
                 |()| format!("{FORCED_FAILURE_CATEGORY}:sched_switch unexpectedly exists"),
             ));
         }
@@ -972,14 +991,12 @@ impl SharedSchedSwitch {
                 .load()
                 .map_err(|e| format!("loading program `{name}`: {}", error_chain(&e)))?;
         }
-        tracepoint
-            .attach(category, "sched_switch")
-            .map_err(|e| {
-                format!(
-                    "attaching to tracepoint {category}:sched_switch: {}",
-                    error_chain(&e)
-                )
-            })?;
+        tracepoint.attach(category, "sched_switch").map_err(|e| {
+            format!(
+                "attaching to tracepoint {category}:sched_switch: {}",
+                error_chain(&e)
+            )
+        })?;
         Ok(())
     }
 }
