@@ -92,6 +92,70 @@ fn context_switches_and_cpu_of_a_cgroup_appear_together_and_match_the_kernel() {
 }
 
 #[test]
+fn network_and_tcp_families_of_a_cgroup_carry_its_identity() {
+    require_root!();
+    let cg = TestCgroup::unified("net").expect("create test cgroup");
+    let agent = AgentProcess::start(&config(&cg.path));
+    agent.wait_for(Duration::from_secs(10), |m| {
+        (m.value("nodemeter_probe_attached", &[("probe", "network")]) == Some(1.0)
+            && m.value("nodemeter_probe_attached", &[("probe", "tcp")]) == Some(1.0))
+        .then_some(())
+    });
+    // One process of the cgroup talks to itself over loopback: 1 MiB each way round.
+    let status = cg
+        .spawn_inside(
+            std::process::Command::new("/usr/bin/python3")
+                .arg("-c")
+                .arg(
+                    "import socket\n\
+                 l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n\
+                 c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n\
+                 c.sendall(b'x' * (1 << 20)); c.shutdown(socket.SHUT_WR); n = 0\n\
+                 while True:\n\
+                 \x20   b = s.recv(1 << 16)\n\
+                 \x20   if not b: break\n\
+                 \x20   n += len(b)\n\
+                 assert n == 1 << 20\n",
+                ),
+        )
+        .expect("spawn")
+        .wait()
+        .expect("wait");
+    assert!(status.success());
+    let id = cg.path.as_str();
+    let (tx, rx, connects, accepts) = agent.wait_for(Duration::from_secs(10), |m| {
+        let tx = m.value(
+            "nodemeter_container_network_transmit_bytes_total",
+            &[("id", id)],
+        )?;
+        let rx = m.value(
+            "nodemeter_container_network_receive_bytes_total",
+            &[("id", id)],
+        )?;
+        let connects = m.value("nodemeter_container_tcp_connects_total", &[("id", id)])?;
+        let accepts = m.value("nodemeter_container_tcp_accepts_total", &[("id", id)])?;
+        (tx >= f64::from(1 << 20)).then_some((tx, rx, connects, accepts))
+    });
+    eprintln!("tx={tx} rx={rx} connects={connects} accepts={accepts}");
+    assert!(rx >= f64::from(1 << 20), "received {rx}");
+    assert_eq!((connects, accepts), (1.0, 1.0));
+    let m = agent.scrape();
+    for family in [
+        "nodemeter_container_network_receive_bytes_total",
+        "nodemeter_container_network_transmit_packets_total",
+        "nodemeter_container_tcp_connect_failures_total",
+        "nodemeter_container_tcp_retransmits_total",
+    ] {
+        assert_eq!(m.type_of(family), Some("counter"), "{family}");
+    }
+    assert_eq!(
+        m.type_of("nodemeter_container_tcp_open_connections"),
+        Some("gauge")
+    );
+    assert!(agent.terminate().success());
+}
+
+#[test]
 fn without_privileges_cgroup_metrics_are_served_and_the_missing_capability_is_named() {
     require_root!();
     let cg = TestCgroup::unified("unpriv").expect("create test cgroup");

@@ -122,6 +122,8 @@ struct KernelStats {
     statuses: Vec<ProbeStatus>,
     programs: Vec<ProgramStats>,
     overflows: u64,
+    /// Events lost per map, whatever the reason (see `map_overflows_by_map`).
+    lost: Vec<(&'static str, u64)>,
 }
 
 /// Loads the probes the config selects. Never fails the agent: without privileges, or when
@@ -216,6 +218,15 @@ fn register_self_metrics(stats: Arc<Mutex<KernelStats>>) {
                 &[],
                 s.overflows as f64,
             );
+            for (map, n) in &s.lost {
+                emit(
+                    "nodemeter_ebpf_lost_events_total",
+                    MetricType::Counter,
+                    "Events a probe could not record, by the kernel map responsible: map full, a run-queue stamp overwritten by another task's (RUNQ_ENQUEUED), a TCP socket whose cgroup was unknown (TCP_SOCKETS).",
+                    &[("map", map)],
+                    *n as f64,
+                );
+            }
         }
     }));
 }
@@ -388,6 +399,7 @@ impl Reader {
         let mut s = lock(&self.stats);
         s.programs = self.probes.program_stats();
         s.overflows = self.probes.map_overflows();
+        s.lost = self.probes.map_overflows_by_map();
         drop(s);
         let mut batch = emitter.finish();
         if has_histograms {
