@@ -5,6 +5,8 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod cgroup_events;
+#[cfg(target_arch = "bpf")]
 mod network;
 #[cfg(target_arch = "bpf")]
 mod oom;

@@ -37,6 +37,8 @@ pub mod maps {
     /// address (`u64`), value [`super::TcpSocket`]. Filled when the socket is first seen,
     /// removed when it reaches `TCP_CLOSE`.
     pub const TCP_SOCKETS: &str = "TCP_SOCKETS";
+    /// Cgroup creations and removals: ring buffer of [`super::CgroupEvent`].
+    pub const CGROUP_EVENTS: &str = "CGROUP_EVENTS";
 }
 
 /// Names of the programs in the object, as the loader looks them up.
@@ -65,6 +67,10 @@ pub mod programs {
     pub const TCP_STATE: &str = "tcp_state";
     /// `tcp:tcp_retransmit_skb`: TCP segment retransmissions.
     pub const TCP_RETRANSMIT: &str = "tcp_retransmit";
+    /// `cgroup:cgroup_mkdir`: sends a [`super::CgroupEvent`].
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    /// `cgroup:cgroup_rmdir`: sends a [`super::CgroupEvent`].
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
 }
 
 /// Slots of [`maps::MAP_OVERFLOWS`], one per bounded map whose inserts can fail.
@@ -144,6 +150,12 @@ pub mod globals {
     pub const INET_SOCK_SET_STATE_PROTOCOL_OFFSET: &str = "INET_SOCK_SET_STATE_PROTOCOL_OFFSET";
     /// Byte offset of `skaddr` (8 bytes) in the `tcp:tcp_retransmit_skb` record (`u32`).
     pub const TCP_RETRANSMIT_SKADDR_OFFSET: &str = "TCP_RETRANSMIT_SKADDR_OFFSET";
+    /// Byte offset of `root` in the `cgroup:cgroup_mkdir`/`cgroup_rmdir` records (`u32`).
+    pub const CGROUP_EVENT_ROOT_OFFSET: &str = "CGROUP_EVENT_ROOT_OFFSET";
+    /// Byte offset of `id` in those records (`u32`).
+    pub const CGROUP_EVENT_ID_OFFSET: &str = "CGROUP_EVENT_ID_OFFSET";
+    /// Byte offset of the `path` `__data_loc` in those records (`u32`).
+    pub const CGROUP_EVENT_PATH_OFFSET: &str = "CGROUP_EVENT_PATH_OFFSET";
     /// Byte offset, in `struct sock`, of the `struct cgroup *` in `sk_cgrp_data` (`u32`), from
     /// the kernel's BTF; [`super::FIELD_ABSENT`] without BTF (then sockets are attributed only
     /// when they connect, from the connecting task).
@@ -152,6 +164,41 @@ pub mod globals {
     pub const CGROUP_KN_OFFSET: &str = "CGROUP_KN_OFFSET";
     /// Byte offset of `id` (`u64`) in `struct kernfs_node` (`u32`, from BTF).
     pub const KERNFS_NODE_ID_OFFSET: &str = "KERNFS_NODE_ID_OFFSET";
+}
+
+/// Byte offset of `root` (hierarchy id, 4 bytes) in the `cgroup:cgroup_mkdir`/`cgroup_rmdir`
+/// records (both have one layout).
+pub const DEFAULT_CGROUP_EVENT_ROOT_OFFSET: u32 = 8;
+/// Byte offset of `id` (8 bytes) in those records.
+pub const DEFAULT_CGROUP_EVENT_ID_OFFSET: u32 = 16;
+/// Byte offset of `path` (a 4-byte `__data_loc`) in those records.
+pub const DEFAULT_CGROUP_EVENT_PATH_OFFSET: u32 = 24;
+/// Size of [`maps::CGROUP_EVENTS`]: room for about 200 events between two reads.
+pub const CGROUP_EVENTS_BYTES: u32 = 64 * 1024;
+/// Longest cgroup path an event carries (bytes, including the NUL); longer ones are cut.
+pub const CGROUP_PATH_MAX: usize = 256;
+
+/// Kinds of [`CgroupEvent`].
+pub mod cgroup_event {
+    pub const MKDIR: u32 = 1;
+    pub const RMDIR: u32 = 2;
+}
+
+/// A cgroup created or removed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupEvent {
+    /// The cgroup id (on cgroup v2, what `bpf_get_current_cgroup_id` returns for its tasks).
+    pub id: u64,
+    /// [`cgroup_event::MKDIR`] or [`cgroup_event::RMDIR`].
+    pub kind: u32,
+    /// The hierarchy id (`root` in the record): 0 for cgroup v2, the v1 hierarchy's otherwise.
+    pub hierarchy: u32,
+    /// Bytes of `path` used, including the NUL.
+    pub path_len: u32,
+    pub _pad: u32,
+    /// The path relative to the hierarchy's root, NUL-terminated.
+    pub path: [u8; CGROUP_PATH_MAX],
 }
 
 /// Record offsets of `sock:inet_sock_set_state` on 64-bit kernels since 4.16.

@@ -62,6 +62,9 @@ pub struct ProbesConfig {
     /// `sock:inet_sock_set_state` and `tcp:tcp_retransmit_skb`: TCP connects, accepts,
     /// retransmits and open connections per cgroup of the socket.
     pub tcp: bool,
+    /// `cgroup:cgroup_mkdir`/`cgroup_rmdir`: cgroup creations and removals, for event-driven
+    /// container discovery.
+    pub cgroup_events: bool,
 }
 
 impl Default for ProbesConfig {
@@ -73,6 +76,7 @@ impl Default for ProbesConfig {
             oom_kills: true,
             network: true,
             tcp: true,
+            cgroup_events: true,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! bpf2go output), so the agent builds with stable cargo alone.
 
 pub mod btf;
+pub mod cgroup_events;
 pub mod config;
 mod privileges;
 mod source;
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use nodemeter_ebpf_common::{globals, maps, overflow, programs};
@@ -111,6 +112,9 @@ pub enum Probe {
     /// TCP connects, accepts, retransmits and open connections per cgroup of the socket
     /// (`sock:inet_sock_set_state`, `tcp:tcp_retransmit_skb`).
     Tcp,
+    /// Cgroup creations and removals for the inventory (`cgroup:cgroup_mkdir`,
+    /// `cgroup_rmdir`); see [`KernelProbes::take_cgroup_events`].
+    CgroupEvents,
 }
 
 impl Probe {
@@ -121,6 +125,7 @@ impl Probe {
         Probe::OomKills,
         Probe::Network,
         Probe::Tcp,
+        Probe::CgroupEvents,
     ];
 
     /// The probe's name in config, logs, self-metrics and statuses.
@@ -132,6 +137,7 @@ impl Probe {
             Probe::OomKills => "oom_kills",
             Probe::Network => "network",
             Probe::Tcp => "tcp",
+            Probe::CgroupEvents => "cgroup_events",
         }
     }
 
@@ -153,6 +159,7 @@ impl Probe {
             Probe::OomKills => &[programs::OOM_MARK_VICTIM, programs::OOM_VICTIM_EXIT],
             Probe::Network => &[programs::NET_INGRESS, programs::NET_EGRESS],
             Probe::Tcp => &[programs::TCP_STATE, programs::TCP_RETRANSMIT],
+            Probe::CgroupEvents => &[programs::CGROUP_MKDIR, programs::CGROUP_RMDIR],
         }
     }
 
@@ -183,6 +190,10 @@ impl Probe {
             Probe::Tcp => &[
                 (programs::TCP_STATE, "sock", "inet_sock_set_state"),
                 (programs::TCP_RETRANSMIT, "tcp", "tcp_retransmit_skb"),
+            ],
+            Probe::CgroupEvents => &[
+                (programs::CGROUP_MKDIR, "cgroup", "cgroup_mkdir"),
+                (programs::CGROUP_RMDIR, "cgroup", "cgroup_rmdir"),
             ],
         }
     }
@@ -222,6 +233,7 @@ impl ProbeSelection {
             (config.probes.oom_kills, Probe::OomKills),
             (config.probes.network, Probe::Network),
             (config.probes.tcp, Probe::Tcp),
+            (config.probes.cgroup_events, Probe::CgroupEvents),
         ] {
             if on {
                 selection.enabled.insert(probe);
@@ -312,6 +324,8 @@ pub struct KernelProbes {
     oom_kills: HashMap<MapData, u64, u64>,
     net_counters: PerCpuHashMap<MapData, u64, NetCounters>,
     tcp_counters: PerCpuHashMap<MapData, u64, TcpCounters>,
+    /// Until [`take_cgroup_events`](Self::take_cgroup_events) hands it out.
+    cgroup_events: Option<RingBuf<MapData>>,
     overflows: PerCpuArray<MapData, u64>,
     /// Kernel run-time stats stay on while this fd is open.
     _stats: Option<OwnedFd>,
@@ -370,6 +384,13 @@ impl KernelProbes {
                 Err(e) => early_failures.push((Probe::Tcp, e.to_string())),
             }
             tcp.read_btf();
+        }
+        let mut cgroup_event_offsets = CgroupEventOffsets::defaults();
+        if enabled.is_enabled(Probe::CgroupEvents) {
+            match tracefs::ensure_tracefs().and_then(|dir| CgroupEventOffsets::read(&dir)) {
+                Ok(o) => cgroup_event_offsets = o,
+                Err(e) => early_failures.push((Probe::CgroupEvents, e.to_string())),
+            }
         }
 
         let mut loader = EbpfLoader::new();
@@ -460,6 +481,21 @@ impl KernelProbes {
                 &tcp.retransmit_skaddr_offset,
                 true,
             )
+            .set_global(
+                globals::CGROUP_EVENT_ROOT_OFFSET,
+                &cgroup_event_offsets.root,
+                true,
+            )
+            .set_global(
+                globals::CGROUP_EVENT_ID_OFFSET,
+                &cgroup_event_offsets.id,
+                true,
+            )
+            .set_global(
+                globals::CGROUP_EVENT_PATH_OFFSET,
+                &cgroup_event_offsets.path,
+                true,
+            )
             .set_global(globals::SOCK_CGROUP_OFFSET, &tcp.sock_cgroup_offset, true)
             .set_global(globals::CGROUP_KN_OFFSET, &tcp.cgroup_kn_offset, true)
             .set_global(
@@ -476,6 +512,7 @@ impl KernelProbes {
         let oom_kills = take_map(&mut ebpf, maps::OOM_KILLS)?;
         let net_counters = take_map(&mut ebpf, maps::NET_COUNTERS)?;
         let tcp_counters = take_map(&mut ebpf, maps::TCP_COUNTERS)?;
+        let cgroup_events = take_map(&mut ebpf, maps::CGROUP_EVENTS)?;
 
         let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
             Ok(fd) => Some(fd),
@@ -532,6 +569,7 @@ impl KernelProbes {
             oom_kills,
             net_counters,
             tcp_counters,
+            cgroup_events: Some(cgroup_events),
             overflows,
             _stats: stats,
         })
@@ -540,6 +578,21 @@ impl KernelProbes {
     /// One entry per known probe, enabled or not.
     pub fn statuses(&self) -> &[ProbeStatus] {
         &self.statuses
+    }
+
+    /// The cgroup creations and removals, once, on a channel of `capacity` (see
+    /// [`cgroup_events`]); `None` when the probe is not attached or the channel was taken.
+    /// Must be called inside a tokio runtime.
+    pub fn take_cgroup_events(
+        &mut self,
+        capacity: usize,
+    ) -> Option<tokio::sync::mpsc::Receiver<cgroup_events::CgroupEvent>> {
+        if !self.is_attached(Probe::CgroupEvents) {
+            return None;
+        }
+        self.cgroup_events
+            .take()
+            .map(|ring| cgroup_events::spawn(ring, capacity))
     }
 
     fn is_attached(&self, probe: Probe) -> bool {
@@ -998,6 +1051,46 @@ impl SharedSchedSwitch {
             )
         })?;
         Ok(())
+    }
+}
+
+/// Record offsets of `cgroup:cgroup_mkdir` (and `cgroup_rmdir`, checked to match).
+struct CgroupEventOffsets {
+    root: u32,
+    id: u32,
+    path: u32,
+}
+
+impl CgroupEventOffsets {
+    fn defaults() -> Self {
+        use nodemeter_ebpf_common as c;
+        Self {
+            root: c::DEFAULT_CGROUP_EVENT_ROOT_OFFSET,
+            id: c::DEFAULT_CGROUP_EVENT_ID_OFFSET,
+            path: c::DEFAULT_CGROUP_EVENT_PATH_OFFSET,
+        }
+    }
+
+    fn read(tracefs_dir: &Path) -> Result<Self, EbpfError> {
+        let read = |name| -> Result<Self, EbpfError> {
+            Ok(Self {
+                root: field_offset(tracefs_dir, "cgroup", name, "root", 4)?,
+                id: field_offset(tracefs_dir, "cgroup", name, "id", 8)?,
+                path: field_offset(tracefs_dir, "cgroup", name, "path", 4)?,
+            })
+        };
+        let mkdir = read("cgroup_mkdir")?;
+        let rmdir = read("cgroup_rmdir")?;
+        if (mkdir.root, mkdir.id, mkdir.path) != (rmdir.root, rmdir.id, rmdir.path) {
+            // One function serves both tracepoints; it cannot follow two layouts.
+            return Err(EbpfError::TracefsFieldSize {
+                path: tracefs_dir.join("events/cgroup/cgroup_rmdir/format"),
+                field: "path",
+                size: rmdir.path,
+                expected: "the layout of cgroup_mkdir",
+            });
+        }
+        Ok(mkdir)
     }
 }
 

@@ -142,7 +142,12 @@ fn parse_field(rest: &str) -> Option<(String, Field)> {
     }
     // The name is the last identifier of the declaration, before any array suffix:
     // `char prev_comm[16]` -> `prev_comm`, `__data_loc char[] name` -> `name`.
-    let decl = decl.split('[').next()?.trim_end();
+    // Only a trailing `[...]` is an array suffix; the `[]` of `char[]` belongs to the type.
+    let decl = match decl.trim_end().strip_suffix(']') {
+        Some(head) => &head[..head.rfind('[')?],
+        None => decl,
+    }
+    .trim_end();
     let name = decl
         .rsplit(|c: char| c.is_whitespace() || c == '*')
         .next()?;
@@ -206,6 +211,15 @@ mod tests {
             : \"R\", REC->prev_state & 2048 ? \"+\" : \"\"\n";
         let f = TracepointFormat::parse(text, Path::new("format")).unwrap();
         assert_eq!(f.sched_switch_preempted_state(), Some(2048));
+    }
+
+    #[test]
+    fn data_loc_strings_and_arrays_are_named_by_their_last_identifier() {
+        let text = "format:\n\tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;\n\
+            \tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n";
+        let f = TracepointFormat::parse(text, Path::new("format")).unwrap();
+        assert_eq!(f.fields.get("path").map(|f| f.offset), Some(24));
+        assert_eq!(f.fields.get("prev_comm").map(|f| f.size), Some(16));
     }
 
     #[test]
