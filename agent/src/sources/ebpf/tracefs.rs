@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn data_loc_strings_and_arrays_are_named_by_their_last_identifier() {
         let text = "format:\n\tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;\n\
-            \tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n";
+            \tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\
+            print fmt: \"%s\", __get_str(path)\n";
         let f = TracepointFormat::parse(text, Path::new("format")).unwrap();
         assert_eq!(f.fields.get("path").map(|f| f.offset), Some(24));
         assert_eq!(f.fields.get("prev_comm").map(|f| f.size), Some(16));
