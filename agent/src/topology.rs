@@ -80,6 +80,7 @@ impl Agent {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
 
+        let mut rescan = None;
         if config.cgroup.enabled {
             let hierarchies =
                 Hierarchies::detect(&config.cgroup.mounts).context("cgroup source")?;
@@ -90,6 +91,7 @@ impl Agent {
                 inventory.clone(),
                 &node_name,
             );
+            rescan = Some(source.rescan_trigger());
             readiness.expect(cgroup::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {
@@ -109,7 +111,17 @@ impl Agent {
             });
         }
         // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
-        if let Some(probes) = ebpf::load_probes(&config.ebpf) {
+        if let Some(mut probes) = ebpf::load_probes(&config.ebpf) {
+            if let Some(rescan) = rescan.take()
+                && let Some(events) = probes.take_cgroup_events(CGROUP_EVENT_BACKLOG)
+            {
+                tasks.spawn(feed_cgroup_events(
+                    events,
+                    rescan,
+                    config.cgroup.root.clone(),
+                    shutdown.clone(),
+                ));
+            }
             let source = EbpfSource::new(
                 probes,
                 inventory.clone(),
@@ -175,6 +187,40 @@ impl Agent {
         }
         info!("stopped");
     }
+}
+
+/// Cgroup events that may wait for the inventory; past it the ring buffer drops and the
+/// safety-net walk finds what was missed.
+const CGROUP_EVENT_BACKLOG: usize = 1024;
+
+/// Turns the kernel's cgroup creations and removals below `root` into inventory walks; when
+/// the feed ends, the inventory goes back to walking every cycle.
+async fn feed_cgroup_events(
+    mut events: tokio::sync::mpsc::Receiver<ebpf::cgroup_events::CgroupEvent>,
+    rescan: cgroup::RescanTrigger,
+    root: String,
+    shutdown: CancellationToken,
+) {
+    let root = root.trim_end_matches('/').to_owned();
+    rescan.set_live(true);
+    info!("container inventory follows cgroup events");
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        let Some(event) = event else { break };
+        let below_root = event
+            .path
+            .strip_prefix(root.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        tracing::debug!(path = %event.path, change = ?event.change, below_root, "cgroup event");
+        if below_root {
+            rescan.cgroup_changed();
+        }
+    }
+    rescan.set_live(false);
+    warn!("cgroup event feed ended; the container inventory walks cgroupfs every cycle");
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT.

@@ -48,6 +48,16 @@ impl TestCgroup {
         })
     }
 
+    /// A cgroup named `name` inside this one (remove it before this one: drop it first).
+    pub fn child(&self, name: &str) -> std::io::Result<Self> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir)?;
+        Ok(Self {
+            dir,
+            path: format!("{}/{name}", self.path),
+        })
+    }
+
     /// The cgroup v2 id: the directory's inode, what `bpf_get_current_cgroup_id` returns.
     pub fn id(&self) -> u64 {
         std::fs::metadata(&self.dir).map(|m| m.ino()).unwrap_or(0)

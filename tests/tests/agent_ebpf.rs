@@ -214,3 +214,51 @@ fn a_probe_that_fails_to_attach_leaves_everything_else_running() {
     assert_eq!(agent.get("/readyz").map(|r| r.0), Some(200));
     w.finish();
 }
+
+#[test]
+fn a_cgroup_created_between_cycles_is_named_by_the_kernel_event_not_the_next_walk() {
+    require_root!();
+    let node = TestCgroup::unified("events").expect("create test cgroup");
+    // cgroupfs is read every 60 s: only the cgroup_mkdir event can make the inventory know
+    // the new cgroup in time for the eBPF source's 1 s cycles.
+    let agent = AgentProcess::start(&format!(
+        "cgroup:\n  interval: 60s\n  rescan_interval: 10m\n  root: {}\nebpf:\n  interval: 1s\n",
+        node.path
+    ));
+    agent.wait_for(Duration::from_secs(10), |m| {
+        (m.value("nodemeter_probe_attached", &[("probe", "cgroup_events")]) == Some(1.0)
+            && m.value("container_last_seen", &[("id", &node.path)])
+                .is_some())
+        .then_some(())
+    });
+    let log = agent.log_text();
+    assert!(
+        log.contains("container inventory follows cgroup events"),
+        "{log}"
+    );
+
+    let pods = node.child("kubepods").expect("create kubepods");
+    let mut w = Workload::attach(
+        pods.spawn_inside(&mut Workload::command(&["switch", "200"]))
+            .expect("spawn"),
+    );
+    w.wait_done();
+    let id = pods.path.as_str();
+    agent.wait_for(Duration::from_secs(15), |m| {
+        m.value(
+            "nodemeter_container_context_switches_total",
+            &[("id", id), ("kind", "voluntary")],
+        )
+        .filter(|n| *n > 0.0)
+    });
+    // The cgroupfs families only follow at the next 60 s cycle: the walk, not a cycle, ran.
+    assert!(
+        agent
+            .scrape()
+            .value("container_last_seen", &[("id", id)])
+            .is_none()
+    );
+    w.finish();
+    drop(pods);
+    assert!(agent.terminate().success());
+}

@@ -17,6 +17,10 @@ pub struct CgroupConfig {
     /// and `extra_cgroups` are looked up below it. `/` on a node; tests put a fake node below
     /// their own cgroup. Series ids stay relative to the mounts.
     pub root: String,
+    /// With the `cgroup_events` probe attached the inventory walks cgroupfs when the kernel
+    /// reports a cgroup created or removed, and otherwise only this often (a safety net for
+    /// dropped events). Without it, every cycle walks.
+    pub rescan_interval: Duration,
     /// Mount point of each hierarchy by controller name (`cpu`, `memory`, ..., and `unified`
     /// for cgroup v2). Empty: detected from /proc/self/mountinfo.
     pub mounts: BTreeMap<String, PathBuf>,
@@ -157,6 +161,7 @@ impl Default for CgroupConfig {
             enabled: true,
             interval: Duration::from_secs(10),
             root: "/".into(),
+            rescan_interval: Duration::from_secs(60),
             mounts: BTreeMap::new(),
             extra_cgroups: vec!["/system.slice/kubelet.service".into()],
             metrics: MetricSets::default(),
@@ -183,6 +188,15 @@ impl CgroupConfig {
         let mut problems = Vec::new();
         if self.interval.as_std().is_zero() {
             problems.push(("interval".into(), "must be greater than 0".into()));
+        }
+        if self.rescan_interval < self.interval {
+            problems.push((
+                "rescan_interval".into(),
+                format!(
+                    "{} is shorter than cgroup.interval {}",
+                    self.rescan_interval, self.interval
+                ),
+            ));
         }
         if !self.root.starts_with('/') {
             problems.push((

@@ -17,7 +17,10 @@ mod network;
 mod preset;
 mod process;
 mod read;
+mod rescan;
 mod sample_emitter;
+
+pub use rescan::RescanTrigger;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,6 +89,9 @@ pub struct Collector {
     proc_cursor: usize,
     /// Samples of the last cycle, to size the next batch.
     last_samples: usize,
+    /// Says when the inventory must walk cgroupfs again.
+    rescan: RescanTrigger,
+    last_walk: Option<Instant>,
 }
 
 /// Which sets run this cycle.
@@ -153,6 +159,27 @@ impl Collector {
             io: Vec::new(),
             proc_cursor: 0,
             last_samples: 0,
+            rescan: RescanTrigger::new(),
+            last_walk: None,
+        }
+    }
+
+    /// The trigger an event feed uses to make the inventory walk at once (see [`rescan`]).
+    pub fn rescan_trigger(&self) -> RescanTrigger {
+        self.rescan.clone()
+    }
+
+    /// Walks cgroupfs now when a change or the safety interval asks for it; returns the
+    /// number of tracked cgroups.
+    fn walk_if_due(&mut self, now: Instant) -> usize {
+        let safety = self.config.rescan_interval.as_std();
+        if self.rescan.take_due(self.last_walk, now, safety) {
+            self.last_walk = Some(now);
+            let n = self.inventory.rescan(&self.hierarchies, &self.tracking);
+            tracing::debug!(cgroups = n, "container inventory walked cgroupfs");
+            n
+        } else {
+            self.inventory.len()
         }
     }
 
@@ -194,7 +221,7 @@ impl Collector {
         self.cycle += 1;
         let cycle = self.cycle;
         let now = Instant::now();
-        let n = self.inventory.rescan(&self.hierarchies, &self.tracking);
+        let n = self.walk_if_due(now);
         let entries = self.inventory.entries();
         self.sync_tracked(&entries);
         let sets = self.config.metrics.clone();
@@ -629,7 +656,12 @@ fn boot_time() -> f64 {
 pub struct CgroupSource {
     collector: Arc<Mutex<Collector>>,
     interval: Duration,
+    rescan: RescanTrigger,
 }
+
+/// Cgroups of one container start come in a burst (pod, sandbox, containers): one walk after
+/// the burst instead of one per directory.
+const RESCAN_SETTLE: Duration = Duration::from_millis(100);
 
 impl CgroupSource {
     /// A source for `config`; target labels' `$(NODE_NAME)` becomes `node_name`.
@@ -640,15 +672,18 @@ impl CgroupSource {
         node_name: &str,
     ) -> Self {
         let interval = config.interval.as_std();
+        let collector = Collector::new(config, hierarchies, inventory, node_name);
+        let rescan = collector.rescan_trigger();
         Self {
-            collector: Arc::new(Mutex::new(Collector::new(
-                config,
-                hierarchies,
-                inventory,
-                node_name,
-            ))),
+            collector: Arc::new(Mutex::new(collector)),
             interval,
+            rescan,
         }
+    }
+
+    /// Where an event feed reports cgroup creations and removals (see [`RescanTrigger`]).
+    pub fn rescan_trigger(&self) -> RescanTrigger {
+        self.rescan.clone()
     }
 
     /// Replaces the relabel rules applied to this source's series.
@@ -676,6 +711,22 @@ impl CgroupSource {
             tokio::select! {
                 () = ctx.shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
+                () = self.rescan.changed() => {
+                    tokio::time::sleep(RESCAN_SETTLE).await;
+                    let collector = Arc::clone(&self.collector);
+                    let walked = tokio::task::spawn_blocking(move || {
+                        collector
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .walk_if_due(Instant::now())
+                    })
+                    .instrument(info_span!("cgroup_rescan"))
+                    .await;
+                    if let Err(e) = walked {
+                        warn!(error = %e, "cgroup rescan failed");
+                    }
+                    continue;
+                }
             }
             let collector = Arc::clone(&self.collector);
             let span = info_span!("cgroup_collect");
