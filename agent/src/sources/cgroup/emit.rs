@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{
-    Batch, FamilyMetadata, Labels, METRIC_NAME, Sample, SourceId, intern, stale_nan,
+    Batch, Labels, LabelsBuilder, METRIC_NAME, Sample, SourceId, intern, stale_nan,
 };
 
 use super::families::Family;
@@ -150,14 +150,10 @@ impl<'a> SeriesEmitter<'a> {
     ) {
         let key = series_key(family, extra);
         let cached = cache.series.entry(key).or_insert_with(|| {
-            let mut b = cache.base.builder();
-            b.set(METRIC_NAME, family.name);
-            for (k, v) in extra {
-                b.set(k, v);
-            }
-            let labels = b.build();
+            let labels = series_labels(&cache.base, family, extra);
             let labels = match self.relabel {
-                Some(r) => r(&labels),
+                // Rules that keep a series unchanged keep it in the shared form.
+                Some(r) => r(&labels).map(|out| if out == labels { labels } else { out }),
                 None => Some(labels),
             };
             Cached {
@@ -175,7 +171,7 @@ impl<'a> SeriesEmitter<'a> {
             self.described.push(fp);
             self.batch
                 .metadata
-                .push(FamilyMetadata::new(family.name, family.kind, family.help));
+                .push(family.metadata());
         }
         self.batch.samples.push(Sample {
             labels: labels.clone(),
@@ -241,6 +237,26 @@ impl<'a> SeriesEmitter<'a> {
     pub fn finish(self) -> Batch {
         self.batch
     }
+}
+
+/// The labels of one series: the cgroup's identity and target labels (`base`, shared by all
+/// its series) plus the family name and the family's own labels.
+fn series_labels(base: &Labels, family: &'static Family, extra: &[(&str, &str)]) -> Labels {
+    let mut own = LabelsBuilder::with_capacity(1 + extra.len());
+    own.set(METRIC_NAME, family.name);
+    for (k, v) in extra {
+        // An empty value removes a label; one `base` has cannot be removed by adding to it.
+        if v.is_empty() && base.get(k).is_some() {
+            let mut b = base.builder();
+            b.set(METRIC_NAME, family.name);
+            for (k, v) in extra {
+                b.set(k, v);
+            }
+            return b.build();
+        }
+        own.set(k, v);
+    }
+    base.with_own(&own)
 }
 
 /// FNV-1a over the family and its extra labels: a 64-bit key is collision-free in practice
