@@ -165,9 +165,24 @@ struct Layered {
     /// Sorted by name; no name in common with `own`.
     shared: Arc<[Label]>,
     /// Sorted by name.
-    own: Box<[Label]>,
+    own: Own,
     /// Both merged into one array, made on the first [`Labels::as_slice`] call only.
     flat: OnceLock<Box<[Label]>>,
+}
+
+/// A layered set's own labels: most series have one (`__name__`), kept inline.
+enum Own {
+    One([Label; 1]),
+    Many(Box<[Label]>),
+}
+
+impl Own {
+    fn as_slice(&self) -> &[Label] {
+        match self {
+            Self::One(l) => l,
+            Self::Many(l) => l,
+        }
+    }
 }
 
 fn find<'a>(labels: &'a [Label], name: &str) -> Option<&'a Label> {
@@ -211,9 +226,13 @@ impl Labels {
         }
         let mut mine = own.labels.clone();
         mine.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let own = match <[Label; 1]>::try_from(mine) {
+            Ok(one) => Own::One(one),
+            Err(many) => Own::Many(many.into_boxed_slice()),
+        };
         Labels(Repr::Layered(Arc::new(Layered {
             shared: Arc::clone(shared),
-            own: mine.into_boxed_slice(),
+            own,
             flat: OnceLock::new(),
         })))
     }
@@ -230,7 +249,7 @@ impl Labels {
     fn parts(&self) -> (&[Label], &[Label]) {
         match &self.0 {
             Repr::Flat(a) => (a, &[]),
-            Repr::Layered(l) => (&l.shared, &l.own),
+            Repr::Layered(l) => (&l.shared, l.own.as_slice()),
         }
     }
 
@@ -278,7 +297,7 @@ impl Labels {
             Repr::Layered(l) => l.flat.get_or_init(|| {
                 LabelsIter {
                     a: l.shared.iter(),
-                    b: l.own.iter(),
+                    b: l.own.as_slice().iter(),
                 }
                 .cloned()
                 .collect()
@@ -318,7 +337,7 @@ impl PartialEq for Labels {
             (Repr::Flat(a), Repr::Flat(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
             (Repr::Layered(a), Repr::Layered(b)) if Arc::ptr_eq(a, b) => true,
             (Repr::Layered(a), Repr::Layered(b)) if Arc::ptr_eq(&a.shared, &b.shared) => {
-                a.own == b.own
+                a.own.as_slice() == b.own.as_slice()
             }
             _ => self.len() == other.len() && self.iter().eq(other.iter()),
         }

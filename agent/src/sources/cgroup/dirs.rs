@@ -24,7 +24,7 @@ pub struct CgroupDir {
 
 impl CgroupDir {
     /// The directory at `path` if it is one now.
-    fn open(path: PathBuf) -> Option<Self> {
+    pub fn open(path: PathBuf) -> Option<Self> {
         let mut c = Vec::with_capacity(path.as_os_str().len() + 1);
         c.extend_from_slice(path.as_os_str().as_bytes());
         c.push(0);
