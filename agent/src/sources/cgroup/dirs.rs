@@ -8,6 +8,8 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::identity::{Hierarchies, join};
 
@@ -22,9 +24,52 @@ pub struct CgroupDir {
     fd: Option<OwnedFd>,
 }
 
+/// Directory descriptors held now, across every collector.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many directory descriptors are held: half the open-files limit, so sockets
+/// and WAL files never run short (past it, directories are read by path).
+static BUDGET: LazyLock<usize> = LazyLock::new(|| {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return 0;
+    }
+    usize::try_from(l.rlim_cur / 2).unwrap_or(usize::MAX)
+});
+
+/// Raises the soft open-files limit to the hard one (as the Go runtime does for every Go
+/// program, kubelet's cAdvisor included): a node's cgroups are held open as directories.
+/// Best effort; call before the first collection.
+pub fn raise_open_files_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                tracing::debug!(
+                    error = %std::io::Error::last_os_error(),
+                    "cannot raise the open-files limit"
+                );
+            }
+        }
+    }
+}
+
 impl CgroupDir {
     /// The directory at `path` if it is one now.
     pub fn open(path: PathBuf) -> Option<Self> {
+        if HELD.fetch_add(1, Ordering::Relaxed) >= *BUDGET {
+            HELD.fetch_sub(1, Ordering::Relaxed);
+            return path.is_dir().then_some(Self { path, fd: None });
+        }
         let mut c = Vec::with_capacity(path.as_os_str().len() + 1);
         c.extend_from_slice(path.as_os_str().as_bytes());
         c.push(0);
@@ -40,6 +85,7 @@ impl CgroupDir {
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             return Some(Self { path, fd: Some(fd) });
         }
+        HELD.fetch_sub(1, Ordering::Relaxed);
         // Out of descriptors is not a reason to lose the cgroup: read it by path.
         let errno = std::io::Error::last_os_error().raw_os_error();
         (matches!(errno, Some(libc::EMFILE | libc::ENFILE)) && path.is_dir())
@@ -52,6 +98,14 @@ impl CgroupDir {
 
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(AsFd::as_fd)
+    }
+}
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        if self.fd.is_some() {
+            HELD.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use config::{CgroupConfig, MetricSets, ProcessLimits, RelabelPreset};
-pub use dirs::{CgroupDir, CgroupDirs};
+pub use dirs::{CgroupDir, CgroupDirs, raise_open_files_limit};
 pub use read::{RecordedRead, open_at, read_all};
 pub use emit::{Group, RelabelFn, SeriesCache, SeriesEmitter, target_labels};
 pub use preset::{KUBE_PROMETHEUS_STACK_YAML, PresetError, preset_configs};
