@@ -504,7 +504,8 @@ mod tests {
         use std::hash::BuildHasher as _;
         let block = Labels::from_pairs([("id", "/a"), ("job", "kubelet"), ("pod", "web")]);
         let mut own = LabelsBuilder::new();
-        own.set(METRIC_NAME, "container_memory_rss").set("zone", "z");
+        own.set(METRIC_NAME, "container_memory_rss")
+            .set("zone", "z");
         let layered = block.with_own(&own);
         let flat = Labels::from_pairs([
             ("zone", "z"),

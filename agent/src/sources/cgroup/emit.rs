@@ -197,9 +197,7 @@ impl<'a> SeriesEmitter<'a> {
         let fp: *const Family = family;
         if !self.described.contains(&fp) {
             self.described.push(fp);
-            self.batch
-                .metadata
-                .push(family.metadata());
+            self.batch.metadata.push(family.metadata());
         }
         self.batch.samples.push(Sample {
             labels: labels.clone(),

@@ -27,9 +27,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use config::{CgroupConfig, MetricSets, ProcessLimits, RelabelPreset};
 pub use dirs::{CgroupDir, CgroupDirs, raise_open_files_limit};
-pub use read::{RecordedRead, open_at, read_all};
 pub use emit::{Group, RelabelFn, SeriesCache, SeriesEmitter, target_labels};
 pub use preset::{KUBE_PROMETHEUS_STACK_YAML, PresetError, preset_configs};
+pub use read::{RecordedRead, open_at, read_all};
 pub use sample_emitter::Emitter;
 
 use crate::identity::{CgroupEntry, CgroupKind, Hierarchies, Inventory, Tracking};
