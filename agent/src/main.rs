@@ -107,6 +107,7 @@ fn run(
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
 ) -> ExitCode {
+    nodemeter::sources::cgroup::raise_open_files_limit();
     let config = match &config_path {
         Some(p) => Config::load(p),
         None => Config::embedded_default(),

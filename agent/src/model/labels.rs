@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 /// The label that carries a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -146,13 +146,57 @@ pub struct Label {
 
 /// An immutable label set, sorted by name, names unique, no empty values (Prometheus treats an
 /// empty value as an absent label).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Arc<[Label]>);
+///
+/// Most sets are one flat array. A set made with [`Labels::with_own`] instead shares the array
+/// of another set (a container's identity and target labels) and keeps only its own few labels
+/// (`__name__`, a device): the dozens of series of one container then cost one small
+/// allocation each instead of a full copy of the labels they have in common. Both forms
+/// compare, hash and order by content alike.
+#[derive(Clone)]
+pub struct Labels(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Flat(Arc<[Label]>),
+    Layered(Arc<Layered>),
+}
+
+struct Layered {
+    /// Sorted by name; no name in common with `own`.
+    shared: Arc<[Label]>,
+    /// Sorted by name.
+    own: Own,
+    /// Both merged into one array, made on the first [`Labels::as_slice`] call only.
+    flat: OnceLock<Box<[Label]>>,
+}
+
+/// A layered set's own labels: most series have one (`__name__`), kept inline.
+enum Own {
+    One([Label; 1]),
+    Many(Box<[Label]>),
+}
+
+impl Own {
+    fn as_slice(&self) -> &[Label] {
+        match self {
+            Self::One(l) => l,
+            Self::Many(l) => l,
+        }
+    }
+}
+
+fn find<'a>(labels: &'a [Label], name: &str) -> Option<&'a Label> {
+    labels
+        .binary_search_by(|l| l.name.as_str().cmp(name))
+        .ok()
+        .map(|i| &labels[i])
+}
 
 impl Labels {
     /// The empty set.
     pub fn empty() -> Self {
-        static EMPTY: LazyLock<Labels> = LazyLock::new(|| Labels(Arc::from(Vec::new())));
+        static EMPTY: LazyLock<Labels> =
+            LazyLock::new(|| Labels(Repr::Flat(Arc::from(Vec::new()))));
         EMPTY.clone()
     }
 
@@ -167,17 +211,59 @@ impl Labels {
         b.build()
     }
 
+    /// This set's labels plus those of `own`, which win over same-named ones; sharing this
+    /// set's storage when the names do not overlap (the cheap form for many series over one
+    /// common block of labels).
+    pub fn with_own(&self, own: &LabelsBuilder) -> Labels {
+        if own.labels.is_empty() {
+            return self.clone();
+        }
+        let Repr::Flat(shared) = &self.0 else {
+            return self.merged_flat(own);
+        };
+        if own.labels.iter().any(|l| find(shared, &l.name).is_some()) {
+            return self.merged_flat(own);
+        }
+        let mut mine = own.labels.clone();
+        mine.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let own = match <[Label; 1]>::try_from(mine) {
+            Ok(one) => Own::One(one),
+            Err(many) => Own::Many(many.into_boxed_slice()),
+        };
+        Labels(Repr::Layered(Arc::new(Layered {
+            shared: Arc::clone(shared),
+            own,
+            flat: OnceLock::new(),
+        })))
+    }
+
+    fn merged_flat(&self, own: &LabelsBuilder) -> Labels {
+        let mut b = self.builder();
+        for l in &own.labels {
+            b.set_symbols(l.name.clone(), l.value.clone());
+        }
+        b.build()
+    }
+
+    /// The two sorted runs the set is made of (the second is empty for a flat set).
+    fn parts(&self) -> (&[Label], &[Label]) {
+        match &self.0 {
+            Repr::Flat(a) => (a, &[]),
+            Repr::Layered(l) => (&l.shared, l.own.as_slice()),
+        }
+    }
+
     pub fn builder(&self) -> LabelsBuilder {
         LabelsBuilder {
-            labels: self.0.to_vec(),
+            labels: self.iter().cloned().collect(),
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_str())
+        let (shared, own) = self.parts();
+        find(own, name)
+            .or_else(|| find(shared, name))
+            .map(|l| l.value.as_str())
     }
 
     /// The metric name (`__name__`), if set.
@@ -185,20 +271,105 @@ impl Labels {
         self.get(METRIC_NAME)
     }
 
+    /// The labels in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &Label> {
-        self.0.iter()
+        let (shared, own) = self.parts();
+        LabelsIter {
+            a: shared.iter(),
+            b: own.iter(),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        let (shared, own) = self.parts();
+        shared.len() + own.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
+    /// The labels as one array. A set made with [`with_own`](Self::with_own) merges its parts
+    /// into a copy on the first call (and keeps it): prefer [`iter`](Self::iter).
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        match &self.0 {
+            Repr::Flat(a) => a,
+            Repr::Layered(l) => l.flat.get_or_init(|| {
+                LabelsIter {
+                    a: l.shared.iter(),
+                    b: l.own.as_slice().iter(),
+                }
+                .cloned()
+                .collect()
+            }),
+        }
+    }
+}
+
+/// Merges the two sorted runs of a set.
+struct LabelsIter<'a> {
+    a: std::slice::Iter<'a, Label>,
+    b: std::slice::Iter<'a, Label>,
+}
+
+impl<'a> Iterator for LabelsIter<'a> {
+    type Item = &'a Label;
+
+    fn next(&mut self) -> Option<&'a Label> {
+        match (self.a.as_slice().first(), self.b.as_slice().first()) {
+            (Some(x), Some(y)) if y.name.as_str() < x.name.as_str() => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.a.len() + self.b.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for LabelsIter<'_> {}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Flat(a), Repr::Flat(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
+            (Repr::Layered(a), Repr::Layered(b)) if Arc::ptr_eq(a, b) => true,
+            (Repr::Layered(a), Repr::Layered(b)) if Arc::ptr_eq(&a.shared, &b.shared) => {
+                a.own.as_slice() == b.own.as_slice()
+            }
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
+    }
+}
+
+impl Eq for Labels {}
+
+/// Hashes the labels in order, prefixed by their count: what a slice's hash is, so both forms
+/// of one set hash alike.
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.len().hash(state);
+        for l in self.iter() {
+            l.hash(state);
+        }
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Lexicographic over the labels in order, as slices order.
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Flat(a), Repr::Flat(b)) => a[..].cmp(&b[..]),
+            _ => self.iter().cmp(other.iter()),
+        }
     }
 }
 
@@ -303,7 +474,7 @@ impl LabelsBuilder {
     pub fn build(&self) -> Labels {
         let mut v = self.labels.clone();
         v.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Labels(Arc::from(v))
+        Labels(Repr::Flat(Arc::from(v)))
     }
 }
 
@@ -326,6 +497,52 @@ mod tests {
         let b = Labels::from_pairs([("job", "x"), ("__name__", "up")]);
         assert_eq!(a, b);
         assert_eq!(a.to_string(), r#"up{job="x"}"#);
+    }
+
+    #[test]
+    fn a_set_sharing_a_block_equals_hashes_and_orders_like_the_flat_set() {
+        use std::hash::BuildHasher as _;
+        let block = Labels::from_pairs([("id", "/a"), ("job", "kubelet"), ("pod", "web")]);
+        let mut own = LabelsBuilder::new();
+        own.set(METRIC_NAME, "container_memory_rss")
+            .set("zone", "z");
+        let layered = block.with_own(&own);
+        let flat = Labels::from_pairs([
+            ("zone", "z"),
+            ("id", "/a"),
+            ("__name__", "container_memory_rss"),
+            ("job", "kubelet"),
+            ("pod", "web"),
+        ]);
+        assert!(matches!(layered.0, Repr::Layered(_)));
+        assert_eq!(layered, flat);
+        assert_eq!(flat, layered);
+        let s = std::collections::hash_map::RandomState::new();
+        assert_eq!(s.hash_one(&layered), s.hash_one(&flat));
+        assert_eq!(layered.cmp(&flat), std::cmp::Ordering::Equal);
+        let names: Vec<&str> = layered.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "id", "job", "pod", "zone"]);
+        assert_eq!(layered.len(), 5);
+        assert_eq!(layered.iter().len(), 5);
+        assert_eq!(layered.get("pod"), Some("web"));
+        assert_eq!(layered.metric_name(), Some("container_memory_rss"));
+        assert_eq!(layered.as_slice(), flat.as_slice());
+        assert_eq!(layered.to_string(), flat.to_string());
+        assert_eq!(layered.builder().build(), flat);
+        let other = Labels::from_pairs([("__name__", "container_memory_rss"), ("id", "/b")]);
+        assert_eq!(layered.cmp(&other), flat.cmp(&other));
+        assert_ne!(layered, other);
+    }
+
+    #[test]
+    fn own_labels_win_over_the_block_and_the_result_is_then_flat() {
+        let block = Labels::from_pairs([("id", "/a"), ("job", "kubelet")]);
+        let mut own = LabelsBuilder::new();
+        own.set("job", "other");
+        let l = block.with_own(&own);
+        assert!(matches!(l.0, Repr::Flat(_)));
+        assert_eq!(l, Labels::from_pairs([("id", "/a"), ("job", "other")]));
+        assert_eq!(block.with_own(&LabelsBuilder::new()), block);
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub struct FamilyMetadata {
     pub kind: MetricType,
     pub help: Symbol,
     pub unit: Symbol,
+    /// The family's samples are exposed without a timestamp, as cAdvisor exposes its spec,
+    /// start-time and (in kubelet) machine families: their value is a property, not an
+    /// observation at the time a read started. Remote write has no such notion and stamps
+    /// them with the collection time, as Prometheus stamps a timestamp-less sample with the
+    /// scrape time.
+    pub exposed_without_timestamp: bool,
 }
 
 impl FamilyMetadata {
@@ -61,6 +67,13 @@ impl FamilyMetadata {
             kind,
             help: super::intern(help),
             unit: super::intern(""),
+            exposed_without_timestamp: false,
         }
+    }
+
+    /// The same metadata for a family exposed without sample timestamps.
+    pub fn without_timestamp(mut self) -> Self {
+        self.exposed_without_timestamp = true;
+        self
     }
 }

@@ -172,6 +172,7 @@ fn group(inner: &Inner, timestamps: bool) -> Vec<FamilyView<'_>> {
             metadata: meta,
             points: Vec::new(),
         });
+        let timestamps = timestamps && !meta.is_some_and(|m| m.exposed_without_timestamp);
         view.points.extend(series.iter().map(|(labels, l)| Point {
             labels,
             timestamp_ms: timestamps.then_some(l.timestamp_ms),
@@ -229,6 +230,39 @@ mod tests {
         assert_eq!(
             text,
             "# HELP lat latency\n# TYPE lat histogram\nlat_bucket{le=\"+Inf\"} 3\nlat_count 3\nlat_sum 0.5\n"
+        );
+    }
+
+    #[test]
+    fn families_marked_untimed_are_rendered_without_timestamps() {
+        let store = SeriesStore::new(None);
+        let mut b = Batch::new(SourceId::new("t"));
+        b.metadata.push(
+            FamilyMetadata::new("container_spec_cpu_shares", MetricType::Gauge, "shares")
+                .without_timestamp(),
+        );
+        b.metadata.push(FamilyMetadata::new(
+            "container_memory_rss",
+            MetricType::Gauge,
+            "rss",
+        ));
+        b.samples
+            .push(sample("container_spec_cpu_shares", &[("id", "/a")], 2.0));
+        b.samples
+            .push(sample("container_memory_rss", &[("id", "/a")], 4096.0));
+        store.apply(&b);
+        let text = store.render(
+            Format::Text004,
+            true,
+            &Batch::new(SourceId::new("internal")),
+        );
+        assert!(
+            text.contains("container_memory_rss{id=\"/a\"} 4096 1000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("container_spec_cpu_shares{id=\"/a\"} 2\n"),
+            "{text}"
         );
     }
 

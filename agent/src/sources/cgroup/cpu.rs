@@ -213,7 +213,7 @@ mod tests {
         std::fs::write(d.join("cpu.max"), "50000 100000\n").unwrap();
         std::fs::write(d.join("cpu.weight"), "100\n").unwrap();
         let dirs = CgroupDirs {
-            unified: Some(d.to_path_buf()),
+            unified: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
             ..Default::default()
         };
         let mut r = FileReader::new();
@@ -245,8 +245,8 @@ mod tests {
         std::fs::write(d.join("cpu.cfs_period_us"), "100000\n").unwrap();
         std::fs::write(d.join("cpu.shares"), "1024\n").unwrap();
         let dirs = CgroupDirs {
-            cpu: Some(d.to_path_buf()),
-            cpuacct: Some(d.to_path_buf()),
+            cpu: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
+            cpuacct: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
             ..Default::default()
         };
         let mut r = FileReader::new();

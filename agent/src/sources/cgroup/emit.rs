@@ -8,11 +8,10 @@
 //! remembers the cycle it was last emitted in, which is all staleness needs: a series emitted
 //! last cycle and not this one gets a stale marker, without hashing any label set.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{
-    Batch, FamilyMetadata, Labels, METRIC_NAME, Sample, SourceId, intern, stale_nan,
+    Batch, Labels, LabelsBuilder, METRIC_NAME, Sample, SourceId, intern, stale_nan,
 };
 
 use super::families::Family;
@@ -42,20 +41,29 @@ pub enum Group {
 }
 
 struct Cached {
+    /// [`series_key`] of the family and its own labels.
+    key: u64,
     /// Finished labels; None when relabeling dropped the series.
     labels: Option<Labels>,
+    /// Cycle in which the series was last emitted (wraps after 2^32 cycles, decades at any
+    /// sane interval; a wrapped entry at worst misses one stale marker).
+    cycle: u32,
     group: Group,
-    /// Cycle in which the series was last emitted.
-    cycle: u64,
 }
 
 /// Finished label sets of one cgroup's (or the machine's) series.
+///
+/// A cgroup emits its series in the same order every cycle, so the cache is a list in that
+/// order with a cursor: the next series is almost always the entry under the cursor, found
+/// with one key comparison and no hashing, and the list costs a third of a hash map's memory.
 pub struct SeriesCache {
     /// Identity labels the cache was built for.
     identity: Option<Labels>,
     /// Identity plus target labels.
     base: Labels,
-    series: HashMap<u64, Cached>,
+    series: Vec<Cached>,
+    /// Where the next emitted series is expected.
+    cursor: usize,
 }
 
 impl Default for SeriesCache {
@@ -63,7 +71,8 @@ impl Default for SeriesCache {
         Self {
             identity: None,
             base: Labels::empty(),
-            series: HashMap::new(),
+            series: Vec::new(),
+            cursor: 0,
         }
     }
 }
@@ -123,6 +132,11 @@ impl<'a> SeriesEmitter<'a> {
 
     /// Points `cache` at `identity` labels; a change (metadata arrived, pod renamed) empties it.
     pub fn bind(&self, cache: &mut SeriesCache, identity: &Labels) {
+        cache.cursor = 0;
+        // The list grew by doubling while its series were first seen; they rarely change after.
+        if cache.series.capacity() > cache.series.len() + cache.series.len() / 4 + 4 {
+            cache.series.shrink_to_fit();
+        }
         if cache.identity.as_ref() == Some(identity) {
             return;
         }
@@ -149,33 +163,41 @@ impl<'a> SeriesEmitter<'a> {
         value: f64,
     ) {
         let key = series_key(family, extra);
-        let cached = cache.series.entry(key).or_insert_with(|| {
-            let mut b = cache.base.builder();
-            b.set(METRIC_NAME, family.name);
-            for (k, v) in extra {
-                b.set(k, v);
-            }
-            let labels = b.build();
-            let labels = match self.relabel {
-                Some(r) => r(&labels),
-                None => Some(labels),
-            };
-            Cached {
-                labels,
-                group,
-                cycle: 0,
-            }
-        });
-        cached.cycle = self.cycle;
+        let idx = match cache.series.get(cache.cursor) {
+            Some(c) if c.key == key => cache.cursor,
+            _ => match cache.series.iter().position(|c| c.key == key) {
+                Some(i) => i,
+                None => {
+                    let labels = series_labels(&cache.base, family, extra);
+                    let labels = match self.relabel {
+                        // Rules that keep a series unchanged keep it in the shared form.
+                        Some(r) => r(&labels).map(|out| if out == labels { labels } else { out }),
+                        None => Some(labels),
+                    };
+                    let at = cache.cursor.min(cache.series.len());
+                    cache.series.insert(
+                        at,
+                        Cached {
+                            key,
+                            labels,
+                            cycle: 0,
+                            group,
+                        },
+                    );
+                    at
+                }
+            },
+        };
+        cache.cursor = idx + 1;
+        let cached = &mut cache.series[idx];
+        cached.cycle = self.cycle as u32;
         let Some(labels) = &cached.labels else {
             return;
         };
         let fp: *const Family = family;
         if !self.described.contains(&fp) {
             self.described.push(fp);
-            self.batch
-                .metadata
-                .push(FamilyMetadata::new(family.name, family.kind, family.help));
+            self.batch.metadata.push(family.metadata());
         }
         self.batch.samples.push(Sample {
             labels: labels.clone(),
@@ -187,10 +209,10 @@ impl<'a> SeriesEmitter<'a> {
     /// Keeps the series `group` emitted last time alive without new samples: that collector
     /// is not due this cycle.
     pub fn keep_alive(&mut self, cache: &mut SeriesCache, group: Group) {
-        let previous = self.cycle.saturating_sub(1);
-        for c in cache.series.values_mut() {
+        let previous = self.cycle.saturating_sub(1) as u32;
+        for c in &mut cache.series {
             if c.group == group && c.cycle >= previous {
-                c.cycle = self.cycle;
+                c.cycle = self.cycle as u32;
             }
         }
     }
@@ -198,17 +220,17 @@ impl<'a> SeriesEmitter<'a> {
     /// Forgets series of `cache` not emitted for `max_age` cycles (a device or interface that
     /// went away), so caches do not grow with churn inside a long-lived cgroup.
     pub fn prune(&self, cache: &mut SeriesCache, max_age: u64) {
-        let cycle = self.cycle;
+        let cycle = self.cycle as u32;
         cache
             .series
-            .retain(|_, c| cycle.saturating_sub(c.cycle) <= max_age);
+            .retain(|c| u64::from(cycle.wrapping_sub(c.cycle)) <= max_age);
     }
 
     /// Stale markers for the series of `cache` emitted last cycle and not this one (a device
     /// or interface that went away, a set that stopped). Call once per cache after emitting.
     pub fn end_cache(&mut self, cache: &SeriesCache) {
-        let previous = self.cycle.saturating_sub(1);
-        for c in cache.series.values() {
+        let previous = self.cycle.saturating_sub(1) as u32;
+        for c in &cache.series {
             if c.cycle == previous
                 && let Some(l) = &c.labels
             {
@@ -223,8 +245,8 @@ impl<'a> SeriesEmitter<'a> {
 
     /// Stale markers for every live series of a cgroup that is gone.
     pub fn retire(&mut self, cache: &SeriesCache) {
-        let previous = self.cycle.saturating_sub(1);
-        for c in cache.series.values() {
+        let previous = self.cycle.saturating_sub(1) as u32;
+        for c in &cache.series {
             if c.cycle >= previous
                 && let Some(l) = &c.labels
             {
@@ -241,6 +263,26 @@ impl<'a> SeriesEmitter<'a> {
     pub fn finish(self) -> Batch {
         self.batch
     }
+}
+
+/// The labels of one series: the cgroup's identity and target labels (`base`, shared by all
+/// its series) plus the family name and the family's own labels.
+fn series_labels(base: &Labels, family: &'static Family, extra: &[(&str, &str)]) -> Labels {
+    let mut own = LabelsBuilder::with_capacity(1 + extra.len());
+    own.set(METRIC_NAME, family.name);
+    for (k, v) in extra {
+        // An empty value removes a label; one `base` has cannot be removed by adding to it.
+        if v.is_empty() && base.get(k).is_some() {
+            let mut b = base.builder();
+            b.set(METRIC_NAME, family.name);
+            for (k, v) in extra {
+                b.set(k, v);
+            }
+            return b.build();
+        }
+        own.set(k, v);
+    }
+    base.with_own(&own)
 }
 
 /// FNV-1a over the family and its extra labels: a 64-bit key is collision-free in practice

@@ -1,6 +1,6 @@
 //! The metric families this source emits: cAdvisor's names and types.
 
-use crate::model::MetricType;
+use crate::model::{FamilyMetadata, MetricType};
 
 /// One metric family.
 #[derive(Debug)]
@@ -8,6 +8,33 @@ pub struct Family {
     pub name: &'static str,
     pub kind: MetricType,
     pub help: &'static str,
+}
+
+impl Family {
+    /// Whether cAdvisor exposes the family without sample timestamps (spec §3): the spec
+    /// gauges, start and creation time, the scrape error and version info, and in kubelet the
+    /// `machine_*` families. Every other family carries the time its read started.
+    pub fn exposed_without_timestamp(&self) -> bool {
+        self.name.starts_with("container_spec_")
+            || self.name.starts_with("machine_")
+            || matches!(
+                self.name,
+                "container_start_time_seconds"
+                    | "container_creation_time_seconds"
+                    | "container_scrape_error"
+                    | "cadvisor_version_info"
+            )
+    }
+
+    /// The family's metadata as a batch carries it.
+    pub fn metadata(&self) -> FamilyMetadata {
+        let m = FamilyMetadata::new(self.name, self.kind, self.help);
+        if self.exposed_without_timestamp() {
+            m.without_timestamp()
+        } else {
+            m
+        }
+    }
 }
 
 macro_rules! families {
@@ -148,4 +175,41 @@ families! {
     MACHINE_NODE_HUGEPAGES = "machine_node_hugepages_count", Gauge, "Numer of hugepages assigned to NUMA node.";
     MACHINE_NODE_DISTANCE = "machine_node_distance", Gauge, "Distance between NUMA node and target NUMA node.";
     MACHINE_SCRAPE_ERROR = "machine_scrape_error", Gauge, "1 if there was an error while getting machine metrics, 0 otherwise.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_start_time_and_machine_families_are_exposed_without_timestamps() {
+        let untimed: Vec<&str> = ALL
+            .iter()
+            .filter(|f| f.metadata().exposed_without_timestamp)
+            .map(|f| f.name)
+            .collect();
+        for name in [
+            "container_spec_cpu_period",
+            "container_spec_cpu_quota",
+            "container_spec_cpu_shares",
+            "container_spec_memory_limit_bytes",
+            "container_spec_memory_reservation_limit_bytes",
+            "container_spec_memory_swap_limit_bytes",
+            "container_start_time_seconds",
+            "container_creation_time_seconds",
+            "container_scrape_error",
+            "cadvisor_version_info",
+            "machine_cpu_cores",
+            "machine_memory_bytes",
+        ] {
+            assert!(untimed.contains(&name), "{name} carries no timestamp");
+        }
+        for name in [
+            "container_last_seen",
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes",
+        ] {
+            assert!(!untimed.contains(&name), "{name} carries its read time");
+        }
+    }
 }

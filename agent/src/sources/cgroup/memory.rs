@@ -472,7 +472,7 @@ mod tests {
         )
         .unwrap();
         let dirs = CgroupDirs {
-            unified: Some(d.to_path_buf()),
+            unified: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
             ..Default::default()
         };
         let mut r = FileReader::new();
@@ -507,7 +507,7 @@ mod tests {
         )
         .unwrap();
         let dirs = CgroupDirs {
-            unified: Some(d.to_path_buf()),
+            unified: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
             ..Default::default()
         };
         let mut r = FileReader::new();
@@ -532,7 +532,7 @@ mod tests {
         )
         .unwrap();
         let dirs = CgroupDirs {
-            memory: Some(d.to_path_buf()),
+            memory: crate::sources::cgroup::CgroupDir::open(d.to_path_buf()),
             ..Default::default()
         };
         let mut r = FileReader::new();

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use config::{CgroupConfig, MetricSets, ProcessLimits, RelabelPreset};
-pub use dirs::CgroupDirs;
+pub use dirs::{CgroupDir, CgroupDirs, raise_open_files_limit};
 pub use emit::{Group, RelabelFn, SeriesCache, SeriesEmitter, target_labels};
 pub use preset::{KUBE_PROMETHEUS_STACK_YAML, PresetError, preset_configs};
+pub use read::{RecordedRead, open_at, read_all};
 pub use sample_emitter::Emitter;
 
 use crate::identity::{CgroupEntry, CgroupKind, Hierarchies, Inventory, Tracking};
@@ -195,7 +196,7 @@ impl Collector {
 
     /// Starts recording the files the next cycles read (`on`), or stops and returns them: the
     /// benchmark replays them as its floor.
-    pub fn record_reads(&mut self, on: bool) -> Vec<std::path::PathBuf> {
+    pub fn record_reads(&mut self, on: bool) -> Vec<RecordedRead> {
         self.reader.record(on)
     }
 
@@ -430,6 +431,9 @@ fn collect_cgroup(
         .is_some_and(|x| x.usage_seconds.is_some() || x.has_cpu)
         || mem.is_some();
     if !read_something && (c.due.cpu || c.due.memory) {
+        // Directories are held open: a cgroup removed and made again under the same path
+        // is a new directory, looked up again next cycle.
+        t.resolved = c.cycle;
         return true;
     }
     match &cpu {

@@ -5,7 +5,51 @@
 //! and ESRCH are normal and only counted; other errors are counted apart and logged at debug.
 
 use std::io::Read as _;
+use std::os::fd::{BorrowedFd, FromRawFd as _};
 use std::path::{Path, PathBuf};
+
+use super::dirs::CgroupDir;
+
+/// A directory files are read from: by path, or relative to an open descriptor.
+pub trait FileDir {
+    fn path(&self) -> &Path;
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+}
+
+impl FileDir for Path {
+    fn path(&self) -> &Path {
+        self
+    }
+}
+
+impl FileDir for PathBuf {
+    fn path(&self) -> &Path {
+        self
+    }
+}
+
+impl FileDir for CgroupDir {
+    fn path(&self) -> &Path {
+        CgroupDir::path(self)
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        CgroupDir::fd(self)
+    }
+}
+
+/// A read shorter than this (into a buffer with at least [`MIN_SPARE`] free) reached the end of
+/// the file. Kernel text files come from seq_file, which fills the reader's buffer until the
+/// next record would overflow its own page-sized buffer or the records end; cgroup and /proc
+/// records are far shorter than a page, so a short read well below a page is the end, and the
+/// read that would return 0 can be skipped.
+const SHORT_READ: usize = 2048;
+const MIN_SPARE: usize = 8192;
+
+/// Longest file name opened relative to a directory descriptor (cgroup file names are short;
+/// longer ones go by path).
+const MAX_NAME: usize = 96;
 
 /// A file reader with a reused buffer and path scratch space: the hot path allocates nothing.
 #[derive(Default)]
@@ -16,14 +60,22 @@ pub struct FileReader {
     pub vanished: u64,
     /// Reads that failed otherwise this cycle.
     pub failed: u64,
-    /// Paths read, when recording (the benchmark's floor replays them).
-    record: Option<Vec<PathBuf>>,
+    /// Files read, when recording (the benchmark's floor replays them): the directory and
+    /// the name, the directory's descriptor duplicated when the read went through one.
+    record: Option<Vec<RecordedRead>>,
+}
+
+/// One file the reader read.
+pub struct RecordedRead {
+    pub dir: PathBuf,
+    pub name: String,
+    pub dir_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl FileReader {
     pub fn new() -> Self {
         Self {
-            buf: Vec::with_capacity(8192),
+            buf: vec![0; MIN_SPARE * 2],
             path: PathBuf::with_capacity(256),
             vanished: 0,
             failed: 0,
@@ -31,24 +83,31 @@ impl FileReader {
         }
     }
 
-    /// Starts (or stops, returning them) recording the paths this reader opens.
-    pub fn record(&mut self, on: bool) -> Vec<PathBuf> {
+    /// Starts (or stops, returning them) recording the files this reader opens.
+    pub fn record(&mut self, on: bool) -> Vec<RecordedRead> {
         let previous = std::mem::replace(&mut self.record, on.then(Vec::new));
         previous.unwrap_or_default()
     }
 
     /// Contents of `dir/name` as text, or None if it cannot be read.
-    pub fn read(&mut self, dir: &Path, name: &str) -> Option<&str> {
-        self.path.clear();
-        self.path.push(dir);
-        self.path.push(name);
+    pub fn read<D: FileDir + ?Sized>(&mut self, dir: &D, name: &str) -> Option<&str> {
         if let Some(r) = &mut self.record {
-            r.push(self.path.clone());
+            r.push(RecordedRead {
+                dir: dir.path().to_path_buf(),
+                name: name.to_string(),
+                dir_fd: dir.fd().and_then(|fd| fd.try_clone_to_owned().ok()),
+            });
         }
-        self.buf.clear();
-        let result = std::fs::File::open(&self.path).and_then(|mut f| f.read_to_end(&mut self.buf));
+        self.path.clear();
+        self.path.push(dir.path());
+        self.path.push(name);
+        let file = match dir.fd() {
+            Some(fd) if name.len() < MAX_NAME => open_at(fd, name),
+            _ => std::fs::File::open(&self.path),
+        };
+        let result = file.and_then(|mut f| read_all(&mut f, &mut self.buf));
         match result {
-            Ok(_) => std::str::from_utf8(&self.buf).ok(),
+            Ok(len) => std::str::from_utf8(&self.buf[..len]).ok(),
             Err(e) => {
                 self.note_error(&e);
                 None
@@ -59,12 +118,18 @@ impl FileReader {
     /// Contents of an absolute path.
     pub fn read_path(&mut self, path: &Path) -> Option<&str> {
         if let Some(r) = &mut self.record {
-            r.push(path.to_path_buf());
+            r.push(RecordedRead {
+                dir: path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                dir_fd: None,
+            });
         }
-        self.buf.clear();
-        let result = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut self.buf));
+        let result = std::fs::File::open(path).and_then(|mut f| read_all(&mut f, &mut self.buf));
         match result {
-            Ok(_) => std::str::from_utf8(&self.buf).ok(),
+            Ok(len) => std::str::from_utf8(&self.buf[..len]).ok(),
             Err(e) => {
                 self.note_error(&e);
                 None
@@ -94,6 +159,58 @@ impl FileReader {
                 self.failed += 1;
                 tracing::debug!(path = %self.path.display(), error = %e, "read failed");
             }
+        }
+    }
+}
+
+/// Opens `name` below the directory `dir` for reading.
+pub fn open_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd as _;
+    let mut c = [0u8; MAX_NAME];
+    let Some(slot) = c.get_mut(..name.len()) else {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    };
+    slot.copy_from_slice(name.as_bytes());
+    if name.as_bytes().contains(&0) {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `c` holds `name` followed by NUL bytes; the descriptor returned is owned below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Reads a whole kernel text file into `buf`, returning its length. `buf` keeps its length
+/// (its bytes are scratch) and grows when a file does not fit, so steady reads neither
+/// allocate nor zero memory. The final empty read after a short one is skipped (see
+/// [`SHORT_READ`]).
+pub fn read_all(f: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.len() < 2 * MIN_SPARE {
+        buf.resize(2 * MIN_SPARE, 0);
+    }
+    let mut len = 0;
+    loop {
+        if buf.len() - len < MIN_SPARE {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let spare = buf.len() - len;
+        let n = match f.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n;
+        if n == 0 || (n < SHORT_READ && spare >= MIN_SPARE) {
+            return Ok(len);
         }
     }
 }

@@ -176,6 +176,8 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, RecordError> {
             kind: metric_type_from_number(m.kind),
             help: sym(m.help_ref)?,
             unit: sym(m.unit_ref)?,
+            // An exposition property; remote write stamps every sample.
+            exposed_without_timestamp: false,
         });
     }
     Ok(Decoded { samples, metadata })
