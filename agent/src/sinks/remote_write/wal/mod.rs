@@ -76,9 +76,10 @@ struct SegmentMeta {
     created: SystemTime,
 }
 
-/// Recent records kept in memory for queues that keep up. A scrape cycle of a node's targets
-/// is a few dozen batches; a queue further behind reads the segments.
-pub const TAIL_RECORDS: usize = 256;
+/// Recent records kept in memory for queues that keep up: a queue reads within milliseconds of
+/// an append, so a few dozen batches are plenty; one further behind reads the segments. Each
+/// kept batch holds its samples (32 bytes each) alive.
+pub const TAIL_RECORDS: usize = 64;
 
 /// A record still in memory: where it starts and ends in the log, and the batch itself.
 struct TailRecord {
