@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use nodemeter::config::{Config, DEFAULT_CONFIG_YAML};
+use nodemeter::sinks::remote_write::ProtobufMessage;
 use nodemeter::telemetry;
 use nodemeter::topology::{self, Agent};
 
@@ -34,6 +35,15 @@ enum Command {
         /// Override `remote_write_wal.dir` (where the remote-write WAL lives).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Turn a local source off for this run whatever the config says (repeatable). A
+        /// Prometheus config file leaves cgroup and eBPF metrics on, as on a node; this runs it
+        /// scrape-only, e.g. beside other agents in a benchmark.
+        #[arg(long = "disable-source", value_enum, value_name = "SOURCE")]
+        disable_sources: Vec<LocalSource>,
+        /// Override `protobuf_message` of every `remote_write` endpoint, e.g. to try remote
+        /// write 2.0 with a Prometheus config unchanged.
+        #[arg(long, value_enum, value_name = "MESSAGE")]
+        remote_write_message: Option<RemoteWriteMessage>,
     },
     /// Work with config files.
     #[command(subcommand)]
@@ -48,6 +58,65 @@ enum Command {
     Check,
 }
 
+/// Sources of the node's own metrics, which a config file enables by default.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LocalSource {
+    /// Container metrics from cgroupfs and /proc (`cgroup.enabled`).
+    Cgroup,
+    /// Kernel probes (`ebpf.enabled`).
+    Ebpf,
+}
+
+/// `protobuf_message` values, by their Prometheus names.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RemoteWriteMessage {
+    /// Remote write 1.0.
+    #[value(name = "prometheus.WriteRequest", alias = "v1")]
+    V1,
+    /// Remote write 2.0.
+    #[value(name = "io.prometheus.write.v2.Request", alias = "v2")]
+    V2,
+}
+
+impl From<RemoteWriteMessage> for ProtobufMessage {
+    fn from(m: RemoteWriteMessage) -> Self {
+        match m {
+            RemoteWriteMessage::V1 => ProtobufMessage::V1,
+            RemoteWriteMessage::V2 => ProtobufMessage::V2,
+        }
+    }
+}
+
+/// What `nodemeter run` flags change in the loaded config.
+struct RunOverrides {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    disable_sources: Vec<LocalSource>,
+    remote_write_message: Option<RemoteWriteMessage>,
+}
+
+impl RunOverrides {
+    fn apply(self, config: &mut Config) {
+        if let Some(l) = self.listen {
+            config.server.listen = l;
+        }
+        if let Some(d) = self.data_dir {
+            config.remote_write_wal.dir = d;
+        }
+        for s in self.disable_sources {
+            match s {
+                LocalSource::Cgroup => config.cgroup.enabled = false,
+                LocalSource::Ebpf => config.ebpf.enabled = false,
+            }
+        }
+        if let Some(m) = self.remote_write_message {
+            for e in &mut config.remote_write {
+                e.protobuf_message = m.into();
+            }
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file; prints the first problem as file:line:column: key: message.
@@ -57,13 +126,24 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Run {
             config,
             listen,
             data_dir,
-        } => run(config, listen, data_dir),
+            disable_sources,
+            remote_write_message,
+        } => run(
+            config,
+            RunOverrides {
+                listen,
+                data_dir,
+                disable_sources,
+                remote_write_message,
+            },
+        ),
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
             Ok(_) => {
                 eprintln!("{}: ok", file.display());
@@ -102,11 +182,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    config_path: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-) -> ExitCode {
+/// glibc gives every thread that allocates its own arena, and each arena keeps what was freed
+/// in it: with tokio's workers and blocking threads that multiplied the agent's resident
+/// memory. Two arenas are plenty for a process that runs on two worker threads.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable; called first thing, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+fn run(config_path: Option<PathBuf>, overrides: RunOverrides) -> ExitCode {
     nodemeter::sources::cgroup::raise_open_files_limit();
     let config = match &config_path {
         Some(p) => Config::load(p),
@@ -119,12 +206,7 @@ fn run(
             return ExitCode::from(2);
         }
     };
-    if let Some(l) = listen {
-        config.server.listen = l;
-    }
-    if let Some(d) = data_dir {
-        config.remote_write_wal.dir = d;
-    }
+    overrides.apply(&mut config);
     if let Err(e) = telemetry::init_logging(&config.logging) {
         eprintln!("nodemeter: {e:#}");
         return ExitCode::from(2);

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::identity::{Hierarchies, Inventory};
+use crate::model::SourceId;
 use crate::pipeline::Pipeline;
 use crate::sinks::exposition::{self, SeriesStore, ServerState};
 use crate::sinks::remote_write::RemoteWrite;
@@ -47,9 +48,14 @@ impl Agent {
             config.exposition.series_ttl.as_std(),
         )));
         let exposition_rx = pipeline.add_sink("exposition");
+        let mut skip = Vec::new();
+        if !config.exposition.scraped_series {
+            skip.push(SourceId::new(scrape::SOURCE_NAME));
+        }
         let mut sinks = vec![tokio::spawn(exposition::run(
             Arc::clone(&store),
             exposition_rx,
+            skip,
         ))];
         // One sink for every endpoint: they share one WAL on disk, each with its own cursor.
         if !config.remote_write.is_empty() {

@@ -11,8 +11,7 @@ use nodemeter_tests::metrics::Exposition;
 use nodemeter_tests::target::{Reply, TestTarget};
 
 /// Scraping only: no cgroup or eBPF series in the way.
-const BASE: &str =
-    "cgroup:\n  enabled: false\nebpf:\n  enabled: false\nexposition:\n  timestamps: false\n";
+const BASE: &str = "cgroup:\n  enabled: false\nebpf:\n  enabled: false\nexposition:\n  timestamps: false\n  scraped_series: true\n";
 
 const APP_BODY: &str = "# HELP app_requests_total Requests served.
 # TYPE app_requests_total counter

@@ -146,7 +146,7 @@ fn https_targets_with_ca_client_certificate_server_name_and_skip_verify() {
     };
     let client = format!("      cert_file: {p}/client.pem\n      key_file: {p}/client.key\n");
     let config = format!(
-        "cgroup:\n  enabled: false\nebpf:\n  enabled: false\nscrape_configs:\n{}{}{}",
+        "cgroup:\n  enabled: false\nebpf:\n  enabled: false\nexposition:\n  scraped_series: true\nscrape_configs:\n{}{}{}",
         job(
             "verified",
             &format!("      ca_file: {p}/ca.pem\n      server_name: metrics.internal\n{client}")

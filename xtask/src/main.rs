@@ -1,9 +1,10 @@
 //! Developer and CI tasks: `cargo xtask build-ebpf [--check]`, `cargo xtask run [-- ARGS]`,
-//! `cargo xtask ci`.
+//! `cargo xtask ci`, `cargo xtask bench-peers --harness DIR [--rw2]`.
 //!
 //! This is a terminal tool: it reports progress on stdout.
 #![allow(clippy::print_stdout, reason = "xtask is a CLI that reports progress")]
 
+mod bench_peers;
 mod build_ebpf;
 mod ci;
 mod cmd;
@@ -38,6 +39,9 @@ enum Command {
     },
     /// Everything CI checks, in order; stops at the first failing step.
     Ci(ci::CiArgs),
+    /// Build the release agent and run it beside vmagent (and Prometheus's agent mode) in the
+    /// shared bench harness; prints the harness's table of medians.
+    BenchPeers(bench_peers::BenchPeersArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::BuildEbpf { check } => build_ebpf::run(check),
         Command::Run { args } => run_agent(&args),
         Command::Ci(args) => ci::run(&args),
+        Command::BenchPeers(args) => bench_peers::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

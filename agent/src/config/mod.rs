@@ -239,6 +239,11 @@ pub struct ExpositionConfig {
     /// A series not updated for this long disappears from `/metrics` even without a staleness
     /// marker (a safety net for sources that stop abruptly).
     pub series_ttl: Duration,
+    /// Also serve the series of `scrape_configs` targets on `/metrics`. Off: they go to
+    /// remote write only; `/metrics` holds the node's own container and kernel metrics, so a
+    /// Prometheus scraping the agent does not ingest every target twice, and memory does not
+    /// grow with the series of every exporter on the node.
+    pub scraped_series: bool,
 }
 
 impl Default for ExpositionConfig {
@@ -246,6 +251,7 @@ impl Default for ExpositionConfig {
         Self {
             timestamps: true,
             series_ttl: Duration::from_secs(300),
+            scraped_series: false,
         }
     }
 }

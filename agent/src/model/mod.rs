@@ -10,8 +10,8 @@ mod staleness;
 
 pub use batch::{Batch, STALE_NAN_BITS, Sample, SourceId, is_stale_nan, stale_nan};
 pub use labels::{
-    Label, Labels, LabelsBuilder, METRIC_NAME, Symbol, collect_unused_symbols, intern,
-    interned_count,
+    IdentityBuildHasher, Label, Labels, LabelsBuilder, METRIC_NAME, PassThroughHasher, Symbol,
+    collect_unused_symbols, intern, interned_count,
 };
 pub use metadata::{FamilyMetadata, MetricType};
 pub use staleness::StalenessTracker;

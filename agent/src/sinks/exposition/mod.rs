@@ -11,11 +11,16 @@ use std::sync::Arc;
 
 use tracing::debug;
 
+use crate::model::SourceId;
 use crate::pipeline::SinkReceiver;
 
-/// The sink task: applies every batch to the store until the pipeline closes.
-pub async fn run(store: Arc<SeriesStore>, mut rx: SinkReceiver) {
+/// The sink task: applies every batch to the store until the pipeline closes, except those
+/// of the sources in `skip` (see `exposition.scraped_series`).
+pub async fn run(store: Arc<SeriesStore>, mut rx: SinkReceiver, skip: Vec<SourceId>) {
     while let Some(batch) = rx.recv().await {
+        if skip.contains(&batch.source) {
+            continue;
+        }
         store.apply(&batch);
     }
     debug!("exposition sink finished");

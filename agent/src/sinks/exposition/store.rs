@@ -17,6 +17,8 @@ struct Inner {
     metrics: BTreeMap<Symbol, BTreeMap<Labels, Latest>>,
     /// Family metadata by family name.
     metadata: HashMap<Symbol, FamilyMetadata>,
+    /// When series past the TTL were last removed.
+    swept: Option<Instant>,
 }
 
 /// Latest value of every series the pipeline delivered.
@@ -25,6 +27,9 @@ pub struct SeriesStore {
     inner: RwLock<Inner>,
     ttl: Option<Duration>,
 }
+
+/// How often per TTL series past it are looked for (a series lives at most 1.25 TTL).
+const SWEEPS_PER_TTL: u32 = 4;
 
 /// Suffixes under which a family's samples appear, with the family types that use them.
 const SUFFIXES: [(&str, &[MetricType]); 6] = [
@@ -94,7 +99,14 @@ impl SeriesStore {
                 }
             }
         }
-        if let Some(ttl) = self.ttl {
+        // The sweep visits every series: a few times per TTL is enough for a safety net,
+        // and keeps the cost per batch independent of how many series are held.
+        if let Some(ttl) = self.ttl
+            && inner
+                .swept
+                .is_none_or(|t| now.duration_since(t) >= ttl / SWEEPS_PER_TTL)
+        {
+            inner.swept = Some(now);
             inner.metrics.retain(|_, series| {
                 series.retain(|_, l| now.duration_since(l.updated) < ttl);
                 !series.is_empty()

@@ -166,7 +166,7 @@ impl RemoteWrite {
 
     async fn append(&self, batch: Arc<Batch>) -> Result<(), wal::WalError> {
         let wal = self.wal.clone();
-        match tokio::task::spawn_blocking(move || wal.append(&batch)).await {
+        match tokio::task::spawn_blocking(move || wal.append_shared(batch)).await {
             Ok(r) => r,
             Err(e) => Err(wal::WalError::Io {
                 path: self.wal.dir().to_path_buf(),

@@ -4,7 +4,6 @@
 //! throughput.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use super::metrics::QueueMetrics;
 use super::shard::{self, Chunk, ShardHandle};
 use super::tracker::Tracker;
 use super::wal::{READ_BATCH_SAMPLES, ReadRecord, Wal, WalReader};
-use crate::model::{Labels, Sample, intern};
+use crate::model::{IdentityBuildHasher, Labels, Sample, intern};
 use crate::relabel::Rules;
 
 /// How often shards are reconsidered (Prometheus: 10 s).
@@ -76,7 +75,7 @@ impl QueueShared {
 }
 
 /// Series labels as this endpoint sends them, and the shard hash, by source labels.
-type SeriesCache = HashMap<Labels, Option<(Labels, u64)>>;
+type SeriesCache = HashMap<Labels, Option<(Labels, u64)>, IdentityBuildHasher>;
 
 pub struct Queue {
     shared: Arc<QueueShared>,
@@ -134,7 +133,7 @@ impl Queue {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             relabel,
-            cache: HashMap::new(),
+            cache: SeriesCache::default(),
             cache_built: Instant::now(),
             shards: Vec::new(),
             pending: Vec::new(),
@@ -237,7 +236,8 @@ impl Queue {
         // Prometheus's order: external labels first, then write relabelling.
         let v = if self.relabel.apply(&mut b) {
             let out = b.build();
-            let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&out);
+            // Only needs to be stable for the life of the process: a series stays on one shard.
+            let hash = out.identity_hash();
             Some((out, hash))
         } else {
             None
@@ -256,12 +256,12 @@ impl Queue {
         let max = self.shared.config.queue_config.max_samples_per_send;
         let m = self.shared.metrics.clone();
         for rec in records {
-            if !rec.decoded.metadata.is_empty() {
+            if !rec.batch.metadata.is_empty() {
                 self.shared
                     .metadata
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .update(&rec.decoded.metadata);
+                    .update(&rec.batch.metadata);
             }
             let seq = self.shared.tracker.begin(rec.end);
             let oldest = if age_limit.is_zero() {
@@ -272,8 +272,8 @@ impl Queue {
             let mut count = 0usize;
             let mut too_old = 0u64;
             let mut dropped = 0u64;
-            m.samples_in.add(rec.decoded.samples.len() as u64);
-            for s in rec.decoded.samples {
+            m.samples_in.add(rec.batch.samples.len() as u64);
+            for s in &rec.batch.samples {
                 self.highest_read_ms = self.highest_read_ms.max(s.timestamp_ms);
                 if s.timestamp_ms < oldest {
                     too_old += 1;

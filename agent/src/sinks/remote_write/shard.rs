@@ -63,28 +63,41 @@ async fn run(shared: Arc<QueueShared>, index: usize, mut rx: mpsc::Receiver<Chun
     let max = shared.config.queue_config.max_samples_per_send;
     let period = shared.config.queue_config.batch_send_deadline.as_std();
     let mut buf = Chunk::with_capacity(max);
+    let mut encoder = encode::Encoder::default();
     let mut deadline = Instant::now() + period;
     loop {
         tokio::select! {
             biased;
             _ = shared.hard_stop.cancelled() => return,
             chunk = rx.recv() => match chunk {
-                Some(chunk) => {
+                Some(mut chunk) => {
+                    // The queue cuts chunks at the request size: take one whole instead of
+                    // copying it sample by sample.
+                    if buf.is_empty() {
+                        std::mem::swap(&mut buf, &mut chunk);
+                    }
                     for (s, seq) in chunk.samples.into_iter().zip(chunk.seqs) {
                         buf.push(s, seq);
                         if buf.len() >= max {
                             let full = std::mem::replace(&mut buf, Chunk::with_capacity(max));
-                            if !send(&shared, full).await {
+                            if !send(&shared, &mut encoder, full).await {
                                 return;
                             }
                             deadline = Instant::now() + period;
                         }
                     }
+                    if buf.len() >= max {
+                        let full = std::mem::replace(&mut buf, Chunk::with_capacity(max));
+                        if !send(&shared, &mut encoder, full).await {
+                            return;
+                        }
+                        deadline = Instant::now() + period;
+                    }
                 }
                 None => {
                     // The queue closed this shard (shutdown or resharding): send everything.
                     if !buf.is_empty() {
-                        send(&shared, buf).await;
+                        send(&shared, &mut encoder, buf).await;
                     }
                     debug!(queue = %shared.metrics.name, shard = index, "shard finished");
                     return;
@@ -93,7 +106,7 @@ async fn run(shared: Arc<QueueShared>, index: usize, mut rx: mpsc::Receiver<Chun
             _ = sleep_until(deadline) => {
                 if !buf.is_empty() {
                     let part = std::mem::replace(&mut buf, Chunk::with_capacity(max));
-                    if !send(&shared, part).await {
+                    if !send(&shared, &mut encoder, part).await {
                         return;
                     }
                 }
@@ -105,7 +118,7 @@ async fn run(shared: Arc<QueueShared>, index: usize, mut rx: mpsc::Receiver<Chun
 
 /// Sends one batch to completion. Returns false when the queue was stopped first (the batch
 /// stays unacknowledged and is re-read from the WAL after a restart).
-async fn send(shared: &QueueShared, mut batch: Chunk) -> bool {
+async fn send(shared: &QueueShared, encoder: &mut encode::Encoder, mut batch: Chunk) -> bool {
     let q = &shared.config.queue_config;
     let m = &shared.metrics;
     let mut backoff = q.min_backoff.as_std();
@@ -122,7 +135,7 @@ async fn send(shared: &QueueShared, mut batch: Chunk) -> bool {
                 .metadata
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            encode::body(message, &batch.samples, &meta)
+            encoder.body(message, &batch.samples, &meta)
         };
         let body = match body {
             Ok(b) => b,

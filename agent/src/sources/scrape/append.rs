@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::exposition::parse::{Entry, Format, Parser, Series};
 use crate::model::{
-    FamilyMetadata, Labels, LabelsBuilder, METRIC_NAME, MetricType, Sample, intern, stale_nan,
+    FamilyMetadata, IdentityBuildHasher, Labels, LabelsBuilder, METRIC_NAME, MetricType, Sample,
+    intern, stale_nan,
 };
 
 use super::job::{Job, ScrapeError};
@@ -57,8 +58,8 @@ pub struct TargetState {
     metadata: HashMap<Box<str>, (FamilyMetadata, u64)>,
     iteration: u64,
     /// Series appended by the last scrape and tracked for staleness.
-    previous: HashSet<Labels>,
-    current: HashSet<Labels>,
+    previous: HashSet<Labels, IdentityBuildHasher>,
+    current: HashSet<Labels, IdentityBuildHasher>,
     report: Option<[Labels; 5]>,
     key: String,
     builder: LabelsBuilder,
@@ -156,21 +157,26 @@ impl TargetState {
         self.iteration += 1;
         self.current.clear();
         let start = out.len();
+        // About as many samples as last time (plus the report series).
+        out.reserve(self.previous.len() + REPORT_NAMES.len());
         let mut counts = Counts::default();
         let result = self.append_entries(job, target, body, format, ts, out, &mut counts);
         let current = std::mem::take(&mut self.current);
-        for labels in self.previous.drain() {
+        let mut previous = std::mem::take(&mut self.previous);
+        let mut vanished = Vec::new();
+        for labels in previous.drain() {
             if !current.contains(&labels) {
                 if result.is_ok() {
                     out.push(stale(labels, ts));
                 } else {
                     // Emitted after the rollback below.
-                    self.current.insert(labels);
+                    vanished.push(labels);
                 }
             }
         }
-        let vanished = std::mem::take(&mut self.current);
         self.previous = current;
+        // Drained but still sized for a scrape: the next one fills it without rehashing.
+        self.current = previous;
         match result {
             Ok(()) => {
                 let iteration = self.iteration;

@@ -92,10 +92,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Response bodies are read into buffers shared by every target: a target needs one only
+/// while it scrapes, and scrapes are spread over the interval, so a few buffers serve a node's
+/// targets instead of one per target, each as large as that target's biggest body.
+static BODY_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers kept for the next scrapes; more concurrent scrapes allocate and free their own.
+const POOLED_BODY_BUFFERS: usize = 4;
+
+fn take_body_buffer() -> Vec<u8> {
+    BODY_BUFFERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop()
+        .unwrap_or_default()
+}
+
+fn give_body_buffer(mut buf: Vec<u8>) {
+    // A body much larger than usual should not pin its buffer forever.
+    if buf.capacity() > 4 * buf.len().max(64 << 10) {
+        buf = Vec::with_capacity(buf.len());
+    }
+    buf.clear();
+    let mut pool = BODY_BUFFERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if pool.len() < POOLED_BODY_BUFFERS {
+        pool.push(buf);
+    }
+}
+
 /// The loop's state between scrapes.
 struct Scraper {
     target: Arc<Target>,
     state: TargetState,
+    /// The body of the scrape in progress (from [`BODY_BUFFERS`], returned after it).
     buf: Vec<u8>,
     /// Reason of the last failure, to log once per change rather than every scrape.
     last_failure: Option<&'static str>,
@@ -107,6 +138,7 @@ impl Scraper {
         let target = Arc::clone(&self.target);
         let job = &target.job;
         let mut batch = Batch::new(ctx.source.clone());
+        self.buf = take_body_buffer();
         let targets = ctx.job_targets.load(Ordering::Relaxed);
         let fetched = if job.limits.target_limit > 0 && targets as u64 > job.limits.target_limit {
             Err(ScrapeError::TargetLimit {
@@ -142,10 +174,7 @@ impl Scraper {
         );
         TargetState::report_metadata(&mut batch.metadata);
         self.note_outcome(result, counts);
-        // A body much larger than usual should not pin its buffer forever.
-        if self.buf.capacity() > 4 * self.buf.len().max(64 << 10) {
-            self.buf = Vec::with_capacity(self.buf.len());
-        }
+        give_body_buffer(std::mem::take(&mut self.buf));
         batch
     }
 

@@ -20,6 +20,12 @@
 //! `nodemeter_remote_storage_samples_dropped_total{reason="wal_size_limit"|"wal_age_limit"}`.
 //! A receiver outage shorter than the bounds loses nothing.
 //!
+//! **Reading from memory.** The last appended batches stay in memory as the sink handed them
+//! over ([`TAIL_RECORDS`]), so a queue that keeps up takes them from there instead of reading
+//! and decoding the segment it was just written to; its series are then the very label sets the
+//! sources built, which the queue's series cache finds by address. A queue that falls behind
+//! (an outage, a restart) reads the segments. Either way the bytes on disk are the same.
+//!
 //! **Restart.** Opening the WAL starts a new segment after the existing ones. A torn record at
 //! the end of an old segment (a crash mid-write) ends that segment for readers; a checksum
 //! mismatch elsewhere is logged and counted as corruption and the rest of that segment is
@@ -29,7 +35,7 @@ pub mod cursor;
 pub mod record;
 pub mod segment;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -70,8 +76,22 @@ struct SegmentMeta {
     created: SystemTime,
 }
 
+/// Recent records kept in memory for queues that keep up: a queue reads within milliseconds of
+/// an append, so a few dozen batches are plenty; one further behind reads the segments. Each
+/// kept batch holds its samples (32 bytes each) alive.
+pub const TAIL_RECORDS: usize = 64;
+
+/// A record still in memory: where it starts and ends in the log, and the batch itself.
+struct TailRecord {
+    start: Position,
+    end: Position,
+    batch: Arc<Batch>,
+}
+
 struct State {
     file: File,
+    /// The last appended records, oldest first, contiguous in the log.
+    tail: VecDeque<TailRecord>,
     head: Position,
     head_created: SystemTime,
     segments: BTreeMap<u64, SegmentMeta>,
@@ -135,6 +155,7 @@ impl Wal {
                 config: config.clone(),
                 state: Mutex::new(State {
                     file,
+                    tail: VecDeque::new(),
                     head,
                     head_created: now,
                     segments,
@@ -162,8 +183,18 @@ impl Wal {
     /// Appends one batch (blocking I/O: call from a blocking context). On error nothing of the
     /// batch is in the log.
     pub fn append(&self, batch: &Batch) -> Result<(), WalError> {
+        self.append_record(batch, None)
+    }
+
+    /// [`Wal::append`], and keeps the batch in memory for readers that keep up.
+    pub fn append_shared(&self, batch: Arc<Batch>) -> Result<(), WalError> {
+        self.append_record(&batch, Some(Arc::clone(&batch)))
+    }
+
+    fn append_record(&self, batch: &Batch, keep: Option<Arc<Batch>>) -> Result<(), WalError> {
         let rec = record::encode(batch);
         let mut st = self.lock();
+        let start = st.head;
         let path = segment::path(&self.shared.dir, st.head.segment);
         if let Err(e) = st.file.write_all(&rec) {
             // Cut a partial write off so the segment stays a sequence of whole records.
@@ -172,6 +203,20 @@ impl Wal {
         }
         st.head.offset += rec.len() as u64;
         let head = st.head;
+        match keep {
+            Some(batch) => {
+                if st.tail.len() >= TAIL_RECORDS {
+                    st.tail.pop_front();
+                }
+                st.tail.push_back(TailRecord {
+                    start,
+                    end: head,
+                    batch,
+                });
+            }
+            // A record only on disk breaks the chain: readers must not skip it.
+            None => st.tail.clear(),
+        }
         if let Some(m) = st.segments.get_mut(&head.segment) {
             m.bytes = head.offset;
         }
@@ -299,6 +344,40 @@ impl Wal {
             Err(e) => warn!(path = %p.display(), error = %e, "cannot delete WAL segment"),
         }
         st.segments.remove(&index);
+        // What the bounds deleted is gone for readers in memory too.
+        while st.tail.front().is_some_and(|r| r.start.segment <= index) {
+            st.tail.pop_front();
+        }
+    }
+
+    /// The records in memory from `pos` on, up to about `max_samples` samples; empty when the
+    /// record at `pos` is no longer (or was never) in memory.
+    fn read_tail(&self, pos: Position, max_samples: usize) -> (Vec<ReadRecord>, Position) {
+        let st = self.lock();
+        let mut out = Vec::new();
+        let mut pos = pos;
+        let mut samples = 0;
+        // The record at `pos`, or the first of the next segment when `pos` ends a segment.
+        let Some(first) = st
+            .tail
+            .iter()
+            .enumerate()
+            .position(|(i, r)| r.start == pos || (i > 0 && st.tail[i - 1].end == pos))
+        else {
+            return (out, pos);
+        };
+        for r in st.tail.range(first..) {
+            if samples >= max_samples {
+                break;
+            }
+            samples += r.batch.samples.len();
+            pos = r.end;
+            out.push(ReadRecord {
+                batch: Arc::clone(&r.batch),
+                end: r.end,
+            });
+        }
+        (out, pos)
     }
 
     /// Applies the size and age bounds: deletes the oldest closed segments, counting and
@@ -412,7 +491,7 @@ fn create_segment(dir: &Path, index: u64) -> Result<File, WalError> {
 
 /// One record read back: its contents and the position right after it.
 pub struct ReadRecord {
-    pub decoded: Decoded,
+    pub batch: Arc<Batch>,
     pub end: Position,
 }
 
@@ -446,6 +525,11 @@ impl WalReader {
     /// Reads records up to about `max_samples` samples (at least one record when any is
     /// there), without waiting.
     pub async fn read(&mut self, max_samples: usize) -> Vec<ReadRecord> {
+        let (records, pos) = self.wal.read_tail(self.pos, max_samples);
+        if !records.is_empty() {
+            self.pos = pos;
+            return records;
+        }
         let head = *self.head.borrow();
         let wal = self.wal.clone();
         let queue = self.queue.clone();
@@ -538,7 +622,10 @@ fn read_blocking(
                     Ok(decoded) => {
                         samples += count as usize;
                         pos.offset = r.offset;
-                        out.push(ReadRecord { decoded, end: pos });
+                        out.push(ReadRecord {
+                            batch: Arc::new(decoded.into_batch()),
+                            end: pos,
+                        });
                     }
                     Err(e) => {
                         pos.offset = r.offset;

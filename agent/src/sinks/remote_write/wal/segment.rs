@@ -59,12 +59,22 @@ impl SegmentReader {
             return Ok(Next::End);
         }
         let mut h = [0u8; HEADER_LEN];
-        if let Err(e) = self.file.read_exact(&mut h) {
-            return if e.kind() == io::ErrorKind::UnexpectedEof {
-                Ok(Next::Bad(format!("short header at offset {}", self.offset)))
-            } else {
-                Err(e)
-            };
+        let mut got = 0;
+        while got < HEADER_LEN {
+            match self.file.read(&mut h[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Nothing at all after the last record is the clean end of a closed segment; part of
+        // a header is a torn write.
+        if got == 0 {
+            return Ok(Next::End);
+        }
+        if got < HEADER_LEN {
+            return Ok(Next::Bad(format!("short header at offset {}", self.offset)));
         }
         let (len, count, crc) = record::header(&h);
         if len > MAX_PAYLOAD || self.offset + (HEADER_LEN as u64) + u64::from(len) > limit {

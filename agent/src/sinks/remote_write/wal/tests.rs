@@ -28,7 +28,7 @@ async fn read_all(r: &mut WalReader) -> Vec<i64> {
     let mut out = Vec::new();
     while !r.at_head() {
         for rec in r.read(1000).await {
-            out.extend(rec.decoded.samples.iter().map(|s| s.timestamp_ms));
+            out.extend(rec.batch.samples.iter().map(|s| s.timestamp_ms));
         }
     }
     out
@@ -136,4 +136,36 @@ async fn a_torn_tail_ends_its_segment_and_later_data_is_still_read() {
     let mut r = wal.reader("q", wal.register("q").unwrap());
     wal.append(&batch(10, 2)).unwrap();
     assert_eq!(read_all(&mut r).await, [0, 1, 2, 10, 11]);
+}
+
+#[tokio::test]
+async fn a_reader_that_keeps_up_gets_the_appended_batches_from_memory_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(&config(dir.path())).unwrap();
+    let mut r = wal.reader("q", wal.register("q").unwrap());
+    let mut got = Vec::new();
+    let mut from_memory = 0;
+    // Enough batches to rotate segments several times, one of them written only to disk.
+    for i in 0..60 {
+        let b = Arc::new(batch(i * 10, 10));
+        if i == 30 {
+            wal.append(&b).unwrap();
+        } else {
+            wal.append_shared(Arc::clone(&b)).unwrap();
+        }
+        for rec in r.read(1000).await {
+            from_memory += usize::from(Arc::ptr_eq(&rec.batch, &b));
+            got.extend(rec.batch.samples.iter().map(|s| s.timestamp_ms));
+        }
+    }
+    assert!(
+        segment::list(wal.dir()).unwrap().len() > 2,
+        "segments rotate"
+    );
+    assert_eq!(got, (0..600).collect::<Vec<_>>());
+    assert_eq!(
+        from_memory, 59,
+        "all but the disk-only batch come from memory"
+    );
+    assert!(r.at_head());
 }
