@@ -25,7 +25,12 @@ fn real_unified_cgroups_cpu_pressure_and_processes() {
     node.mkdir(&c);
     node.spawn(&c, None, "while :; do :; done");
     node.spawn(&c, None, "exec sleep 300");
-    std::thread::sleep(Duration::from_millis(500));
+    // Until the burner has had 0.1 s of CPU (on a loaded machine that can take a while).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while kv(&node.read("unified", &c, "cpu.stat"), "usage_usec") <= 100_000 {
+        assert!(std::time::Instant::now() < deadline, "the burner never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let inventory = Inventory::new();
     let src = CgroupSource::new(
         CgroupConfig {
