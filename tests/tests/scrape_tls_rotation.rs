@@ -75,15 +75,18 @@ fn replace_file(path: &std::path::Path, text: &str) {
 fn server_name_is_sent_as_sni_and_rotated_certificates_are_picked_up() {
     let first = pki(1);
     let resolver = Arc::new(SniOnly(Mutex::new(Arc::clone(&first.server))));
-    let server_config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>),
-    );
+    let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
+    // No session resumption: every handshake presents (and the agent verifies) the current
+    // certificate.
+    server_config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server_config.send_tls13_tickets = 0;
+    let server_config = Arc::new(server_config);
     let generation = Arc::new(AtomicUsize::new(1));
     let hosts = Arc::new(Mutex::new(Vec::<String>::new()));
     let (g, h) = (Arc::clone(&generation), Arc::clone(&hosts));
