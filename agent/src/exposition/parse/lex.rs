@@ -669,9 +669,29 @@ mod fast_float_tests {
     #[test]
     fn the_fast_path_agrees_bit_for_bit_with_the_general_parser() {
         let fixed = [
-            "0", "-0", "+0", "1", "-1", "12345", "0.5", "-3.25", "1.", ".5", "1e3", "1E-7",
-            "1.5e-07", "123456789012345", "0.000000000000000000001", "9007199254740993",
-            "1e22", "1e23", "1e-22", "1e-23", "4.35", "1234.5678e+2", "00000000000000000000012",
+            "0",
+            "-0",
+            "+0",
+            "1",
+            "-1",
+            "12345",
+            "0.5",
+            "-3.25",
+            "1.",
+            ".5",
+            "1e3",
+            "1E-7",
+            "1.5e-07",
+            "123456789012345",
+            "0.000000000000000000001",
+            "9007199254740993",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "1e-23",
+            "4.35",
+            "1234.5678e+2",
+            "00000000000000000000012",
         ];
         for s in fixed {
             if let Some(v) = parse_simple_decimal(s.as_bytes()) {
@@ -708,13 +728,12 @@ mod fast_float_tests {
 
     #[test]
     fn what_the_fast_path_does_not_take_goes_to_the_general_parser() {
-        for s in ["", "-", ".", "1e", "1e+", "NaN", "+Inf", "1_0", "0x10", "1.5.5", "1e99999"] {
+        for s in [
+            "", "-", ".", "1e", "1e+", "NaN", "+Inf", "1_0", "0x10", "1.5.5", "1e99999",
+        ] {
             assert_eq!(parse_simple_decimal(s.as_bytes()), None, "{s}");
         }
-        assert_eq!(
-            parse_float(b"NaN").map(f64::to_bits),
-            Some(NORMAL_NAN_BITS)
-        );
+        assert_eq!(parse_float(b"NaN").map(f64::to_bits), Some(NORMAL_NAN_BITS));
         assert_eq!(parse_float(b"1e999"), None);
     }
 }
