@@ -7,6 +7,7 @@ pub mod config;
 pub mod diag;
 pub mod discovery;
 pub mod exposition;
+pub mod file_cache;
 pub mod identity;
 pub mod model;
 pub mod pipeline;

@@ -7,6 +7,7 @@
 
 mod duration;
 mod error;
+mod prometheus_keys;
 mod source_map;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::discovery::kubernetes::KubernetesConfig;
 use crate::sinks::remote_write::{RemoteWriteConfig, WalConfig};
 use crate::sources::cgroup::CgroupConfig;
 use crate::sources::ebpf::EbpfConfig;
+use crate::sources::scrape::config::ScrapeProtocol;
 use crate::sources::scrape::{ByteSize, ScrapeConfig};
 
 /// The configuration `nodemeter run` uses when no `--config` is given. It is also the
@@ -71,11 +73,42 @@ pub struct GlobalConfig {
     pub scrape_interval: Duration,
     /// How long a scrape may take by default (Prometheus default 10s).
     pub scrape_timeout: Duration,
+    /// Media types asked for by jobs that set none (default: OpenMetrics then text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
     /// Accepted for compatibility with Prometheus configs; the agent evaluates no rules.
     pub evaluation_interval: Duration,
     /// Labels added to every series sent to remote storage; a series' own label of the same
     /// name wins.
     pub external_labels: BTreeMap<String, String>,
+    /// The scrape limits of jobs that leave theirs at 0 (Prometheus's precedence: a job's
+    /// non-zero limit wins, 0 inherits this one).
+    #[serde(flatten)]
+    pub limits: GlobalLimits,
+    /// Prometheus `global` keys set in the file that nodemeter does not implement.
+    #[serde(skip)]
+    pub unsupported: Vec<&'static str>,
+}
+
+/// The scrape limits `global` can set for every job; 0 means none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GlobalLimits {
+    /// Largest accepted (decompressed) body per scrape (`0`: none beyond
+    /// `scrape.max_body_size`).
+    pub body_size_limit: ByteSize,
+    /// Samples per scrape after metric relabeling above which the scrape fails.
+    pub sample_limit: u64,
+    /// Targets per job after relabeling above which every target of the job fails.
+    pub target_limit: u64,
+    /// Labels per series above which the scrape fails.
+    pub label_limit: u64,
+    /// Label name length in bytes above which the scrape fails.
+    pub label_name_length_limit: u64,
+    /// Label value length in bytes above which the scrape fails.
+    pub label_value_length_limit: u64,
+    /// Dropped targets kept for display; accepted for compatibility (no effect on data).
+    pub keep_dropped_targets: u64,
 }
 
 /// `global` as written: an unset `scrape_timeout` is the smaller of 10s and the interval,
@@ -87,10 +120,44 @@ struct GlobalConfigInput {
     scrape_interval: Duration,
     /// See [`GlobalConfig::scrape_timeout`].
     scrape_timeout: Option<Duration>,
+    /// See [`GlobalConfig::scrape_protocols`].
+    scrape_protocols: Option<Vec<ScrapeProtocol>>,
     /// See [`GlobalConfig::evaluation_interval`].
     evaluation_interval: Duration,
     /// See [`GlobalConfig::external_labels`].
     external_labels: BTreeMap<String, String>,
+    /// See [`GlobalLimits::body_size_limit`].
+    body_size_limit: ByteSize,
+    /// See [`GlobalLimits::sample_limit`].
+    sample_limit: u64,
+    /// See [`GlobalLimits::target_limit`].
+    target_limit: u64,
+    /// See [`GlobalLimits::label_limit`].
+    label_limit: u64,
+    /// See [`GlobalLimits::label_name_length_limit`].
+    label_name_length_limit: u64,
+    /// See [`GlobalLimits::label_value_length_limit`].
+    label_value_length_limit: u64,
+    /// See [`GlobalLimits::keep_dropped_targets`].
+    keep_dropped_targets: u64,
+    // Prometheus `global` keys nodemeter does not implement: accepted by the parser only so
+    // that validation can name them.
+    /// Not supported.
+    rule_query_offset: Option<serde_yaml::Value>,
+    /// Not supported.
+    query_log_file: Option<serde_yaml::Value>,
+    /// Not supported.
+    scrape_failure_log_file: Option<serde_yaml::Value>,
+    /// Not supported.
+    metric_name_validation_scheme: Option<serde_yaml::Value>,
+    /// Not supported.
+    metric_name_escaping_scheme: Option<serde_yaml::Value>,
+    /// Not supported.
+    always_scrape_classic_histograms: Option<serde_yaml::Value>,
+    /// Not supported.
+    convert_classic_histograms_to_nhcb: Option<serde_yaml::Value>,
+    /// Not supported.
+    scrape_native_histograms: Option<serde_yaml::Value>,
 }
 
 impl Default for GlobalConfigInput {
@@ -99,8 +166,24 @@ impl Default for GlobalConfigInput {
         Self {
             scrape_interval: d.scrape_interval,
             scrape_timeout: None,
+            scrape_protocols: None,
             evaluation_interval: d.evaluation_interval,
             external_labels: d.external_labels,
+            body_size_limit: ByteSize(0),
+            sample_limit: 0,
+            target_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            keep_dropped_targets: 0,
+            rule_query_offset: None,
+            query_log_file: None,
+            scrape_failure_log_file: None,
+            metric_name_validation_scheme: None,
+            metric_name_escaping_scheme: None,
+            always_scrape_classic_histograms: None,
+            convert_classic_histograms_to_nhcb: None,
+            scrape_native_histograms: None,
         }
     }
 }
@@ -108,13 +191,56 @@ impl Default for GlobalConfigInput {
 impl From<GlobalConfigInput> for GlobalConfig {
     fn from(g: GlobalConfigInput) -> Self {
         let default_timeout = GlobalConfig::default().scrape_timeout;
+        let unsupported = [
+            ("rule_query_offset", g.rule_query_offset.is_some()),
+            ("query_log_file", g.query_log_file.is_some()),
+            (
+                "scrape_failure_log_file",
+                g.scrape_failure_log_file.is_some(),
+            ),
+            (
+                "metric_name_validation_scheme",
+                g.metric_name_validation_scheme.is_some(),
+            ),
+            (
+                "metric_name_escaping_scheme",
+                g.metric_name_escaping_scheme.is_some(),
+            ),
+            (
+                "always_scrape_classic_histograms",
+                g.always_scrape_classic_histograms.is_some(),
+            ),
+            (
+                "convert_classic_histograms_to_nhcb",
+                g.convert_classic_histograms_to_nhcb.is_some(),
+            ),
+            (
+                "scrape_native_histograms",
+                g.scrape_native_histograms.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect();
         Self {
             scrape_timeout: g
                 .scrape_timeout
                 .unwrap_or(default_timeout.min(g.scrape_interval)),
             scrape_interval: g.scrape_interval,
+            scrape_protocols: g.scrape_protocols,
             evaluation_interval: g.evaluation_interval,
             external_labels: g.external_labels,
+            limits: GlobalLimits {
+                body_size_limit: g.body_size_limit,
+                sample_limit: g.sample_limit,
+                target_limit: g.target_limit,
+                label_limit: g.label_limit,
+                label_name_length_limit: g.label_name_length_limit,
+                label_value_length_limit: g.label_value_length_limit,
+                keep_dropped_targets: g.keep_dropped_targets,
+            },
+            unsupported,
         }
     }
 }
@@ -124,9 +250,41 @@ impl Default for GlobalConfig {
         Self {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            scrape_protocols: None,
             evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
+            limits: GlobalLimits::default(),
+            unsupported: Vec::new(),
         }
+    }
+}
+
+impl GlobalConfig {
+    /// Checks what types cannot express. Paths are relative to `global`.
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = self
+            .unsupported
+            .iter()
+            .map(|k| {
+                (
+                    (*k).to_string(),
+                    "not supported by this version of nodemeter yet".to_string(),
+                )
+            })
+            .collect();
+        if self.scrape_timeout > self.scrape_interval {
+            p.push((
+                "scrape_timeout".into(),
+                format!(
+                    "scrape_timeout {} greater than scrape_interval {}",
+                    self.scrape_timeout, self.scrape_interval
+                ),
+            ));
+        }
+        if let Some(protocols) = &self.scrape_protocols {
+            p.extend(crate::sources::scrape::config::check_protocols(protocols));
+        }
+        p
     }
 }
 
@@ -314,6 +472,11 @@ impl Config {
                     }
                     _ => msg,
                 };
+                let msg = if msg.starts_with("unknown field") {
+                    prometheus_keys::not_supported_message(&path).unwrap_or(msg)
+                } else {
+                    msg
+                };
                 locate(path, msg, fallback)
             })?
         };
@@ -345,15 +508,12 @@ impl Config {
                 .into_iter()
                 .map(|(p, m)| (format!("remote_write_wal.{p}"), m)),
         );
-        if self.global.scrape_timeout > self.global.scrape_interval {
-            problems.push((
-                "global.scrape_timeout".into(),
-                format!(
-                    "scrape_timeout {} greater than scrape_interval {}",
-                    self.global.scrape_timeout, self.global.scrape_interval
-                ),
-            ));
-        }
+        problems.extend(
+            self.global
+                .validate()
+                .into_iter()
+                .map(|(p, m)| (format!("global.{p}"), m)),
+        );
         if self.pipeline.channel_capacity == 0 {
             problems.push((
                 "pipeline.channel_capacity".into(),

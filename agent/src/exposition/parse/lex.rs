@@ -407,6 +407,9 @@ pub(crate) fn unescape(s: &str, escapes: Escapes) -> Cow<'_, str> {
 /// optional sign, all case-insensitive. A finite literal too large for f64 is an error, not
 /// infinity. NaN comes back with Prometheus' canonical bits.
 pub fn parse_float(s: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_simple_decimal(s) {
+        return Some(v);
+    }
     let first = *s.first()?;
     if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N'))
     {
@@ -429,6 +432,99 @@ pub fn parse_float(s: &[u8]) -> Option<f64> {
         return None;
     }
     Some(v)
+}
+
+/// Exact powers of ten an f64 holds (10^22 is the largest).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The forms exporters write almost always (`12`, `-3.25`, `1.5e-07`), when the result is
+/// exact without big-number arithmetic: at most 15 significant digits (so the mantissa is an
+/// exact f64) scaled by an exact power of ten, one correctly rounded multiply or divide
+/// (Clinger's fast path). `None` sends everything else to the general parser.
+fn parse_simple_decimal(s: &[u8]) -> Option<f64> {
+    let (negative, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut mantissa: u64 = 0;
+    let mut significant = 0u32;
+    let mut exp10: i32 = 0;
+    let mut i = 0;
+    let mut any_digit = false;
+    while let Some(&c) = digits.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        any_digit = true;
+        if mantissa != 0 || c != b'0' {
+            significant += 1;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    if digits.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = digits.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            any_digit = true;
+            if mantissa != 0 || c != b'0' {
+                significant += 1;
+            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            exp10 -= 1;
+            i += 1;
+        }
+    }
+    if !any_digit || significant > 15 {
+        return None;
+    }
+    if matches!(digits.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let negative_exp = match digits.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let start = i;
+        let mut e: i32 = 0;
+        while let Some(&c) = digits.get(i) {
+            if !c.is_ascii_digit() || i - start >= 4 {
+                break;
+            }
+            e = e * 10 + i32::from(c - b'0');
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exp10 += if negative_exp { -e } else { e };
+    }
+    if i != digits.len() {
+        return None;
+    }
+    let m = mantissa as f64;
+    let v = if exp10 == 0 || mantissa == 0 {
+        m
+    } else if (1..=22).contains(&exp10) {
+        m * POW10[exp10 as usize]
+    } else if (-22..0).contains(&exp10) {
+        m / POW10[exp10.unsigned_abs() as usize]
+    } else {
+        return None;
+    };
+    Some(if negative { -v } else { v })
 }
 
 /// A float in OpenMetrics' canonical text form, as Prometheus renders `le` and `quantile`
@@ -559,5 +655,85 @@ pub(crate) fn canonical_float_label(v: Cow<'_, str>) -> Cow<'_, str> {
         v
     } else {
         Cow::Owned(c.as_str().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod fast_float_tests {
+    use super::*;
+
+    fn general(s: &str) -> Option<f64> {
+        s.parse::<f64>().ok()
+    }
+
+    #[test]
+    fn the_fast_path_agrees_bit_for_bit_with_the_general_parser() {
+        let fixed = [
+            "0",
+            "-0",
+            "+0",
+            "1",
+            "-1",
+            "12345",
+            "0.5",
+            "-3.25",
+            "1.",
+            ".5",
+            "1e3",
+            "1E-7",
+            "1.5e-07",
+            "123456789012345",
+            "0.000000000000000000001",
+            "9007199254740993",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "1e-23",
+            "4.35",
+            "1234.5678e+2",
+            "00000000000000000000012",
+        ];
+        for s in fixed {
+            if let Some(v) = parse_simple_decimal(s.as_bytes()) {
+                assert_eq!(Some(v.to_bits()), general(s).map(f64::to_bits), "{s}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..200_000 {
+            let magnitude = 10u64.pow(rng.u32(0..10));
+            let int = rng.u64(..magnitude);
+            let frac_digits = rng.usize(0..8);
+            let frac: String = (0..frac_digits)
+                .map(|_| char::from(b'0' + rng.u8(0..10)))
+                .collect();
+            let mut s = format!("{}{int}", if rng.bool() { "-" } else { "" });
+            if frac_digits > 0 {
+                s.push('.');
+                s.push_str(&frac);
+            }
+            if rng.u8(0..4) == 0 {
+                s.push_str(&format!("e{}", rng.i32(-30..30)));
+            }
+            let fast = parse_simple_decimal(s.as_bytes());
+            if let Some(v) = fast {
+                assert_eq!(Some(v.to_bits()), general(&s).map(f64::to_bits), "{s}");
+            }
+            assert_eq!(
+                parse_float(s.as_bytes()).map(f64::to_bits),
+                general(&s).map(f64::to_bits),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_fast_path_does_not_take_goes_to_the_general_parser() {
+        for s in [
+            "", "-", ".", "1e", "1e+", "NaN", "+Inf", "1_0", "0x10", "1.5.5", "1e99999",
+        ] {
+            assert_eq!(parse_simple_decimal(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(parse_float(b"NaN").map(f64::to_bits), Some(NORMAL_NAN_BITS));
+        assert_eq!(parse_float(b"1e999"), None);
     }
 }

@@ -148,10 +148,20 @@ impl<'a> TextParser<'a> {
                 .iter()
                 .position(|b| !b.is_ascii_digit())
                 .map_or(c.b.len(), |k| i + k);
-            let digits = c.str(i, ts_end, "timestamp")?;
-            let ts: i64 = digits
-                .parse()
-                .map_err(|_| c.err(i, ParseErrorKind::InvalidTimestamp(digits.to_owned())))?;
+            let digits = &c.b[i..ts_end];
+            let ts = digits
+                .iter()
+                .try_fold(0i64, |acc, d| {
+                    acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+                })
+                .ok_or_else(|| {
+                    c.err(
+                        i,
+                        ParseErrorKind::InvalidTimestamp(
+                            String::from_utf8_lossy(digits).into_owned(),
+                        ),
+                    )
+                })?;
             timestamp_ms = Some(ts);
             i = c.skip_blanks(ts_end);
             if !matches!(c.peek(i), None | Some(b'\n')) {

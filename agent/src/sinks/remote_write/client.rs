@@ -1,14 +1,13 @@
 //! The HTTP side of one endpoint: TLS, authentication, headers, one POST, and what its outcome
 //! means for the batch (done, retry, or give up).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::tls::{AcceptAnyCertificate, VerifyAs};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::file_cache::CachedText;
+use crate::tls::{ReloadingTls, ServerNameRoute, TlsError, TlsSettings, TlsVersion};
 
 use super::config::{ProtobufMessage, RemoteWriteConfig, TlsConfig};
 use super::encode;
@@ -18,14 +17,8 @@ const ERROR_BODY_LIMIT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("tls_config.{key}: {path}: {message}")]
-    TlsFile {
-        key: &'static str,
-        path: String,
-        message: String,
-    },
-    #[error("tls_config: {0}")]
-    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("remote_write {url}: cannot build the HTTP client: {source}")]
     Build {
         url: String,
@@ -67,10 +60,56 @@ pub enum Outcome {
 
 /// One endpoint's HTTP client.
 pub struct Client {
-    http: reqwest::Client,
+    /// The client and the generation of the TLS files it was built from.
+    http: Mutex<(u64, reqwest::Client)>,
+    tls: ReloadingTls,
+    /// Set when `tls_config.server_name` must travel as SNI.
+    route: Option<ServerNameRoute>,
     url: reqwest::Url,
     headers: HeaderMap,
+    /// Credential files, re-read when they change.
+    password_file: Option<CachedText>,
+    credentials_file: Option<CachedText>,
     config: Arc<RemoteWriteConfig>,
+}
+
+fn tls_settings(t: &TlsConfig) -> TlsSettings {
+    TlsSettings {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+        tls13_only: t.min_version == "TLS13",
+        ..TlsSettings::default()
+    }
+}
+
+fn build_http(
+    config: &RemoteWriteConfig,
+    tls: &TlsVersion,
+    route: Option<&ServerNameRoute>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(&tls.config))
+        .timeout(config.remote_timeout.as_std())
+        .user_agent(encode::USER_AGENT)
+        .redirect(if config.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .pool_idle_timeout(Duration::from_secs(90));
+    if let Some(route) = route {
+        builder = builder.dns_resolver(Arc::clone(&route.resolver));
+    }
+    // Prometheus ignores the proxy environment variables unless told otherwise; so do we.
+    builder = if config.proxy_url.is_empty() {
+        builder.no_proxy()
+    } else {
+        builder.proxy(reqwest::Proxy::all(&config.proxy_url)?)
+    };
+    builder.build()
 }
 
 impl Client {
@@ -79,27 +118,14 @@ impl Client {
             url: config.url.clone(),
             message: e.to_string(),
         })?;
-        let build = |source| ClientError::Build {
-            url: config.url.clone(),
-            source,
-        };
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_client_config(&config.tls_config)?)
-            .timeout(config.remote_timeout.as_std())
-            .user_agent(encode::USER_AGENT)
-            .redirect(if config.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .pool_idle_timeout(Duration::from_secs(90));
-        // Prometheus ignores the proxy environment variables unless told otherwise; so do we.
-        builder = if config.proxy_url.is_empty() {
-            builder.no_proxy()
-        } else {
-            builder.proxy(reqwest::Proxy::all(&config.proxy_url).map_err(build)?)
-        };
-        let http = builder.build().map_err(build)?;
+        let tls = ReloadingTls::new(tls_settings(&config.tls_config))?;
+        let route = ServerNameRoute::new(&url, &config.tls_config.server_name);
+        let current = tls.current();
+        let http =
+            build_http(&config, &current, route.as_ref()).map_err(|source| ClientError::Build {
+                url: config.url.clone(),
+                source,
+            })?;
         let mut headers = HeaderMap::new();
         for (k, v) in &config.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| ClientError::Url {
@@ -112,10 +138,21 @@ impl Client {
             })?;
             headers.insert(name, value);
         }
+        let cached = |f: &str| (!f.is_empty()).then(|| CachedText::new(f));
         Ok(Self {
-            http,
+            http: Mutex::new((current.generation, http)),
+            tls,
+            route,
             url,
             headers,
+            password_file: config
+                .basic_auth
+                .as_ref()
+                .and_then(|b| cached(&b.password_file)),
+            credentials_file: match &config.authorization {
+                Some(a) => cached(&a.credentials_file),
+                None => cached(&config.bearer_token_file),
+            },
             config,
         })
     }
@@ -124,34 +161,40 @@ impl Client {
         &self.url
     }
 
-    /// The `Authorization` header, re-reading credential files at every request so that
+    /// The HTTP client for the TLS files as they are now: rebuilt after a rotation, since its
+    /// pooled connections hold on to the old certificates.
+    fn http(&self) -> Result<reqwest::Client, String> {
+        let tls = self.tls.current();
+        let mut slot = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.0 != tls.generation {
+            let http = build_http(&self.config, &tls, self.route.as_ref())
+                .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
+            *slot = (tls.generation, http);
+        }
+        Ok(slot.1.clone())
+    }
+
+    /// The `Authorization` header; credential files are re-read when they change so that
     /// rotated secrets are picked up without a restart.
     fn authorization(&self) -> Result<Option<String>, String> {
-        let read = |path: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("{path}: {e}"))
-        };
         let c = &self.config;
         if let Some(b) = &c.basic_auth {
-            let password = if b.password_file.is_empty() {
-                b.password.clone()
-            } else {
-                read(&b.password_file)?
+            let password = match &self.password_file {
+                Some(f) => f.read()?,
+                None => b.password.clone(),
             };
             let raw = format!("{}:{password}", b.username);
             return Ok(Some(format!("Basic {}", base64(raw.as_bytes()))));
         }
         if let Some(a) = &c.authorization {
-            let cred = if a.credentials_file.is_empty() {
-                a.credentials.clone()
-            } else {
-                read(&a.credentials_file)?
+            let cred = match &self.credentials_file {
+                Some(f) => f.read()?,
+                None => a.credentials.clone(),
             };
             return Ok(Some(format!("{} {cred}", a.kind)));
         }
-        if !c.bearer_token_file.is_empty() {
-            return Ok(Some(format!("Bearer {}", read(&c.bearer_token_file)?)));
+        if let Some(f) = &self.credentials_file {
+            return Ok(Some(format!("Bearer {}", f.read()?)));
         }
         if !c.bearer_token.is_empty() {
             return Ok(Some(format!("Bearer {}", c.bearer_token)));
@@ -161,9 +204,23 @@ impl Client {
 
     /// POSTs one compressed body. `attempt` counts from 0; retries carry `Retry-Attempt`.
     pub async fn send(&self, message: ProtobufMessage, body: Vec<u8>, attempt: u32) -> Outcome {
-        let mut req = self
-            .http
-            .post(self.url.clone())
+        let http = match self.http() {
+            Ok(h) => h,
+            Err(error) => {
+                return Outcome::Retry {
+                    status: None,
+                    retry_after: None,
+                    error,
+                };
+            }
+        };
+        let mut req = match &self.route {
+            Some(route) => http
+                .post(route.url.clone())
+                .header(reqwest::header::HOST, route.host_header.clone()),
+            None => http.post(self.url.clone()),
+        };
+        req = req
             .headers(self.headers.clone())
             .header("Content-Encoding", "snappy")
             .header("Content-Type", encode::content_type(message))
@@ -292,96 +349,6 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The rustls client config for `tls`: roots from `ca_file` (else the system's), optional
-/// client certificate, minimum version, server-name override and skip-verify.
-pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ClientError> {
-    let file_err = |key: &'static str, path: &str| {
-        let path = path.to_string();
-        move |e: rustls::pki_types::pem::Error| ClientError::TlsFile {
-            key,
-            path,
-            message: e.to_string(),
-        }
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    if tls.ca_file.is_empty() {
-        let native = rustls_native_certs::load_native_certs();
-        for c in native.certs {
-            let _ = roots.add(c);
-        }
-    } else {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.ca_file)
-            .map_err(file_err("ca_file", &tls.ca_file))?
-            .collect::<Result<_, _>>()
-            .map_err(file_err("ca_file", &tls.ca_file))?;
-        if certs.is_empty() {
-            return Err(ClientError::TlsFile {
-                key: "ca_file",
-                path: tls.ca_file.clone(),
-                message: "no PEM certificate in the file".into(),
-            });
-        }
-        for c in certs {
-            roots.add(c)?;
-        }
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls.min_version == "TLS13" {
-        &[&rustls::version::TLS13]
-    } else {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    };
-    let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
-        Arc::new(AcceptAnyCertificate(Arc::clone(&provider)))
-    } else {
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::clone(&provider),
-        )
-        .build()
-        .map_err(|e| ClientError::TlsFile {
-            key: "ca_file",
-            path: tls.ca_file.clone(),
-            message: e.to_string(),
-        })?;
-        if tls.server_name.is_empty() {
-            webpki
-        } else {
-            let name = ServerName::try_from(tls.server_name.clone()).map_err(|e| {
-                ClientError::TlsFile {
-                    key: "server_name",
-                    path: tls.server_name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-            Arc::new(VerifyAs {
-                inner: webpki,
-                name,
-            })
-        }
-    };
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = if tls.cert_file.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-            .map_err(file_err("cert_file", &tls.cert_file))?
-            .collect::<Result<_, _>>()
-            .map_err(file_err("cert_file", &tls.cert_file))?;
-        let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-            .map_err(file_err("key_file", &tls.key_file))?;
-        builder.with_client_auth_cert(certs, key)?
-    };
-    Ok(config)
 }
 
 #[cfg(test)]

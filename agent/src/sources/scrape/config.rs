@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::{Duration, GlobalConfig};
+use crate::config::{Duration, GlobalConfig, GlobalLimits};
 use crate::relabel::{RelabelConfig, Rules, deserialize_rule_list};
 
 /// `http` or `https`.
@@ -554,7 +554,7 @@ impl ScrapeConfig {
 
     /// Names and values of the Prometheus keys this version does not implement.
     fn unsupported_keys(&self) -> Vec<&'static str> {
-        let keys: [(&'static str, bool); 44] = [
+        let keys: [(&'static str, bool); 43] = [
             ("oauth2", self.oauth2.is_some()),
             ("no_proxy", self.no_proxy.is_some()),
             (
@@ -635,13 +635,6 @@ impl ScrapeConfig {
             ("kuma_sd_configs", self.kuma_sd_configs.is_some()),
             ("ovhcloud_sd_configs", self.ovhcloud_sd_configs.is_some()),
             ("stackit_sd_configs", self.stackit_sd_configs.is_some()),
-            // Protobuf exposition needs a parser nodemeter does not have.
-            (
-                "scrape_protocols",
-                self.scrape_protocols
-                    .as_ref()
-                    .is_some_and(|p| p.contains(&ScrapeProtocol::PrometheusProto)),
-            ),
             (
                 "fallback_scrape_protocol",
                 self.fallback_scrape_protocol == Some(ScrapeProtocol::PrometheusProto),
@@ -673,11 +666,34 @@ impl ScrapeConfig {
         }
     }
 
-    /// The protocols asked for, in order.
-    pub fn protocols(&self) -> Vec<ScrapeProtocol> {
+    /// The protocols asked for, in order: the job's, else `global`'s, else Prometheus's.
+    pub fn protocols(&self, global: &GlobalConfig) -> Vec<ScrapeProtocol> {
         self.scrape_protocols
             .clone()
+            .or_else(|| global.scrape_protocols.clone())
             .unwrap_or_else(|| ScrapeProtocol::DEFAULT.to_vec())
+    }
+
+    /// The limits in effect with Prometheus's precedence: the job's own unless 0, then
+    /// `global`'s (so a job cannot lift a global limit by setting 0).
+    pub fn limits(&self, global: &GlobalConfig) -> GlobalLimits {
+        let g = &global.limits;
+        let inherit = |own: u64, global: u64| if own == 0 { global } else { own };
+        GlobalLimits {
+            body_size_limit: ByteSize(inherit(self.body_size_limit.0, g.body_size_limit.0)),
+            sample_limit: inherit(self.sample_limit, g.sample_limit),
+            target_limit: inherit(self.target_limit, g.target_limit),
+            label_limit: inherit(self.label_limit, g.label_limit),
+            label_name_length_limit: inherit(
+                self.label_name_length_limit,
+                g.label_name_length_limit,
+            ),
+            label_value_length_limit: inherit(
+                self.label_value_length_limit,
+                g.label_value_length_limit,
+            ),
+            keep_dropped_targets: inherit(self.keep_dropped_targets, g.keep_dropped_targets),
+        }
     }
 
     /// Checks what types cannot express, as Prometheus does at load time. Returns
@@ -708,18 +724,8 @@ impl ScrapeConfig {
             );
         }
         if let Some(protocols) = &self.scrape_protocols {
-            let mut seen = HashSet::new();
-            if protocols.is_empty() {
-                push("scrape_protocols", "must not be empty".into());
-            }
-            for proto in protocols {
-                if !seen.insert(*proto) {
-                    push(
-                        "scrape_protocols",
-                        format!("duplicated protocol in scrape_protocols, got {protocols:?}"),
-                    );
-                    break;
-                }
+            for (k, m) in check_protocols(protocols) {
+                push(&k, m);
             }
         }
         for (i, rules) in [
@@ -845,6 +851,31 @@ impl ScrapeConfig {
             push("proxy_url", format!("{proxy:?} is not a valid URL"));
         }
     }
+}
+
+/// A `scrape_protocols` list as Prometheus checks it (in `global` or a job). Returns
+/// `(key, message)` pairs.
+pub fn check_protocols(protocols: &[ScrapeProtocol]) -> Vec<(String, String)> {
+    let key = "scrape_protocols".to_string();
+    let mut p = Vec::new();
+    if protocols.is_empty() {
+        p.push((key.clone(), "must not be empty".into()));
+    }
+    let mut seen = HashSet::new();
+    if protocols.iter().any(|proto| !seen.insert(*proto)) {
+        p.push((
+            key.clone(),
+            format!("duplicated protocol in scrape_protocols, got {protocols:?}"),
+        ));
+    }
+    // Protobuf exposition needs a parser nodemeter does not have.
+    if protocols.contains(&ScrapeProtocol::PrometheusProto) {
+        p.push((
+            key,
+            "PrometheusProto is not supported by this version of nodemeter yet".into(),
+        ));
+    }
+    p
 }
 
 /// Prometheus: file SD paths end in `.json`, `.yml` or `.yaml`, and only the last element may

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::tls::{AcceptAnyCertificate, VerifyAs};
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::file_cache::CachedText;
+use crate::tls::{ReloadingTls, ServerNameRoute, TlsError, TlsSettings, TlsVersion};
 
 use super::config::{ScrapeConfig, ScrapeProtocol};
 use crate::config::GlobalConfig;
@@ -25,15 +24,12 @@ pub enum JobError {
         #[source]
         source: RelabelError,
     },
-    #[error("job {job:?}: tls_config: cannot read {file}: {source}")]
-    TlsFile {
+    #[error("job {job:?}: {source}")]
+    Tls {
         job: String,
-        file: String,
         #[source]
-        source: std::io::Error,
+        source: TlsError,
     },
-    #[error("job {job:?}: tls_config: {what}")]
-    Tls { job: String, what: String },
     #[error("job {job:?}: HTTP client: {source}")]
     Client {
         job: String,
@@ -125,8 +121,8 @@ pub struct Limits {
     pub body_size_limit: u64,
 }
 
-/// Where credentials come from; files are re-read for every scrape, as Prometheus does, so a
-/// rotated service-account token is picked up without a restart.
+/// Where credentials come from; files are re-read when they change, as Prometheus re-reads
+/// them, so a rotated service-account token is picked up without a restart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
     None,
@@ -137,7 +133,7 @@ pub enum Auth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Inline(String),
-    File(String),
+    File(Arc<CachedText>),
 }
 
 impl Source {
@@ -145,16 +141,14 @@ impl Source {
         if file.is_empty() {
             Self::Inline(inline.to_string())
         } else {
-            Self::File(file.to_string())
+            Self::File(Arc::new(CachedText::new(file)))
         }
     }
 
     fn read(&self) -> Result<String, ScrapeError> {
         match self {
             Self::Inline(s) => Ok(s.clone()),
-            Self::File(f) => std::fs::read_to_string(f)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| ScrapeError::Credentials(format!("{f}: {e}"))),
+            Self::File(f) => f.read().map_err(ScrapeError::Credentials),
         }
     }
 }
@@ -180,7 +174,7 @@ impl Auth {
         if let Some(f) = &c.bearer_token_file {
             return Self::Header {
                 kind: "Bearer".into(),
-                credentials: Source::File(f.clone()),
+                credentials: Source::File(Arc::new(CachedText::new(f))),
             };
         }
         if let Some(t) = &c.bearer_token {
@@ -243,7 +237,8 @@ pub struct Job {
     pub metric_rules: Rules,
     pub limits: Limits,
     pub auth: Auth,
-    pub client: reqwest::Client,
+    /// TLS settings, following their files; each target builds its client from them.
+    pub tls: ReloadingTls,
     /// Headers every request of the job carries (Accept, Accept-Encoding, User-Agent).
     pub headers: HeaderMap,
     pub fallback: Option<Format>,
@@ -304,19 +299,20 @@ impl Job {
                 which: "metric_relabel_configs",
                 source,
             })?;
+        let effective = config.limits(global);
         let limits = Limits {
-            sample_limit: config.sample_limit,
-            label_limit: config.label_limit,
-            label_name_length_limit: config.label_name_length_limit,
-            label_value_length_limit: config.label_value_length_limit,
-            target_limit: config.target_limit,
-            body_size_limit: match config.body_size_limit.0 {
+            sample_limit: effective.sample_limit,
+            label_limit: effective.label_limit,
+            label_name_length_limit: effective.label_name_length_limit,
+            label_value_length_limit: effective.label_value_length_limit,
+            target_limit: effective.target_limit,
+            body_size_limit: match effective.body_size_limit.0 {
                 0 => max_body_size.max(1),
                 n => n,
             },
         };
         let mut headers = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(&accept_header(&config.protocols())) {
+        if let Ok(v) = HeaderValue::from_str(&accept_header(&config.protocols(global))) {
             headers.insert(header::ACCEPT, v);
         }
         // With compression on, reqwest sends `Accept-Encoding: gzip` itself and gunzips only
@@ -327,20 +323,14 @@ impl Job {
                 HeaderValue::from_static("identity"),
             );
         }
-        let client = build_client(config).map_err(|e| match e {
-            ClientError::File { file, source } => JobError::TlsFile {
-                job: job.clone(),
-                file,
-                source,
-            },
-            ClientError::Tls(what) => JobError::Tls {
-                job: job.clone(),
-                what,
-            },
-            ClientError::Reqwest(source) => JobError::Client {
-                job: job.clone(),
-                source,
-            },
+        let tls = ReloadingTls::new(tls_settings(config)).map_err(|source| JobError::Tls {
+            job: job.clone(),
+            source,
+        })?;
+        // A config whose client cannot be built fails at load, not at every scrape.
+        build_client(config, &tls.current(), None).map_err(|source| JobError::Client {
+            job: job.clone(),
+            source,
         })?;
         Ok(Self {
             name: job,
@@ -350,7 +340,7 @@ impl Job {
             metric_rules,
             limits,
             auth: Auth::from_config(config),
-            client,
+            tls,
             headers,
             fallback: config.fallback_scrape_protocol.and_then(format_of),
             config: config.clone(),
@@ -358,28 +348,52 @@ impl Job {
     }
 }
 
-enum ClientError {
-    File {
-        file: String,
-        source: std::io::Error,
-    },
-    Tls(String),
-    Reqwest(reqwest::Error),
+/// The HTTP client of one target, built from one generation of the job's TLS files.
+pub struct TargetClient {
+    pub generation: u64,
+    pub client: reqwest::Client,
+    /// Set when `tls_config.server_name` must travel as SNI.
+    pub route: Option<ServerNameRoute>,
 }
 
-fn read_pem(inline: &str, file: &str) -> Result<Option<Vec<u8>>, ClientError> {
-    if !file.is_empty() {
-        return std::fs::read(file)
-            .map(Some)
-            .map_err(|source| ClientError::File {
-                file: file.to_string(),
-                source,
-            });
+impl Job {
+    /// A client for the target at `url` with the TLS files as they are now.
+    pub fn client_for(&self, url: &reqwest::Url) -> Result<TargetClient, reqwest::Error> {
+        let tls = self.tls.current();
+        let route = ServerNameRoute::new(url, &self.tls.settings().server_name);
+        Ok(TargetClient {
+            generation: tls.generation,
+            client: build_client(&self.config, &tls, route.as_ref())?,
+            route,
+        })
     }
-    Ok((!inline.is_empty()).then(|| inline.as_bytes().to_vec()))
 }
 
-fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, ClientError> {
+fn tls_settings(config: &ScrapeConfig) -> TlsSettings {
+    let t = &config.tls_config;
+    TlsSettings {
+        ca: t.ca.clone(),
+        ca_file: t.ca_file.clone(),
+        cert: t.cert.clone(),
+        cert_file: t.cert_file.clone(),
+        key: t.key.0.clone(),
+        key_file: t.key_file.clone(),
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+        tls13_only: t.min_version == "TLS13",
+        alpn: if config.enable_http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        },
+    }
+}
+
+fn build_client(
+    config: &ScrapeConfig,
+    tls: &TlsVersion,
+    route: Option<&ServerNameRoute>,
+) -> Result<reqwest::Client, reqwest::Error> {
     let mut b = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .gzip(config.enable_compression)
@@ -389,94 +403,19 @@ fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, ClientError> {
             reqwest::redirect::Policy::none()
         })
         .pool_max_idle_per_host(2)
-        .use_preconfigured_tls(tls_config(config)?);
+        .use_preconfigured_tls(rustls::ClientConfig::clone(&tls.config));
+    if let Some(route) = route {
+        b = b.dns_resolver(Arc::clone(&route.resolver));
+    }
     if !config.enable_http2 {
         b = b.http1_only();
     }
     b = match &config.proxy_url {
-        Some(url) => b.proxy(reqwest::Proxy::all(url).map_err(ClientError::Reqwest)?),
+        Some(url) => b.proxy(reqwest::Proxy::all(url)?),
         // Prometheus ignores HTTP_PROXY & co unless proxy_from_environment is set.
         None => b.no_proxy(),
     };
-    b.build().map_err(ClientError::Reqwest)
-}
-
-fn tls_config(config: &ScrapeConfig) -> Result<rustls::ClientConfig, ClientError> {
-    let t = &config.tls_config;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match read_pem(&t.ca, &t.ca_file)? {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| ClientError::Tls(format!("CA certificates: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ClientError::Tls(format!("CA certificate: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(ClientError::Tls("no CA certificate in the CA PEM".into()));
-            }
-        }
-        None => {
-            // An unreadable system store only matters for https targets; they fail visibly.
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] = if t.min_version == "TLS13" {
-        &[&rustls::version::TLS13]
-    } else {
-        rustls::ALL_VERSIONS
-    };
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(versions)
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if t.insecure_skip_verify {
-        Arc::new(AcceptAnyCertificate(Arc::clone(&provider)))
-    } else {
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::clone(&provider),
-        )
-        .build()
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
-        if t.server_name.is_empty() {
-            webpki
-        } else {
-            let name = ServerName::try_from(t.server_name.clone())
-                .map_err(|e| ClientError::Tls(format!("server_name: {e}")))?;
-            Arc::new(VerifyAs {
-                name,
-                inner: webpki,
-            })
-        }
-    };
-    let builder = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut tls = match (
-        read_pem(&t.cert, &t.cert_file)?,
-        read_pem(&t.key.0, &t.key_file)?,
-    ) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_slice_iter(&cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ClientError::Tls(format!("client certificate: {e}")))?;
-            let key = PrivateKeyDer::from_pem_slice(&key)
-                .map_err(|e| ClientError::Tls(format!("client key: {e}")))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| ClientError::Tls(format!("client certificate: {e}")))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = if config.enable_http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(tls)
+    b.build()
 }
 
 #[cfg(test)]
@@ -515,13 +454,13 @@ mod tests {
     }
 
     #[test]
-    fn credential_files_are_read_at_each_scrape() {
+    fn credential_files_are_read_again_when_they_change() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("token");
         std::fs::write(&f, "one\n").unwrap();
         let a = Auth::Header {
             kind: "Bearer".into(),
-            credentials: Source::File(f.display().to_string()),
+            credentials: Source::File(Arc::new(CachedText::new(&f.display().to_string()))),
         };
         assert_eq!(a.header().unwrap().unwrap(), "Bearer one");
         std::fs::write(&f, "two").unwrap();

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::append::{Counts, TargetState};
-use super::job::ScrapeError;
+use super::job::{ScrapeError, TargetClient};
 use super::target::{Target, first_scrape_delay};
 use crate::exposition::parse::{Format, negotiate};
 use crate::model::{Batch, SourceId};
@@ -36,17 +36,42 @@ pub struct LoopContext {
     pub seed: u64,
 }
 
+/// The target's client, rebuilt when the job's TLS files changed since it was built (a
+/// connection pool holds on to the old certificates otherwise).
+fn client<'a>(
+    target: &Target,
+    slot: &'a mut Option<TargetClient>,
+) -> Result<&'a TargetClient, ScrapeError> {
+    let generation = target.job.tls.current().generation;
+    if slot.as_ref().is_none_or(|c| c.generation != generation) {
+        let built = target.job.client_for(&target.url).map_err(|e| {
+            ScrapeError::Connection(format!("cannot build the HTTP client: {}", error_chain(&e)))
+        })?;
+        *slot = Some(built);
+    }
+    slot.as_ref()
+        .ok_or_else(|| ScrapeError::Connection("no HTTP client".into()))
+}
+
 /// Body and content type of a successful response.
-async fn fetch(target: &Target, buf: &mut Vec<u8>) -> Result<Option<String>, ScrapeError> {
+async fn fetch(
+    target: &Target,
+    slot: &mut Option<TargetClient>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<String>, ScrapeError> {
     let job = &target.job;
-    let mut req = job
-        .client
-        .get(target.url.clone())
-        .headers(job.headers.clone())
-        .header(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            format!("{}", target.timeout.as_secs_f64()),
-        );
+    let c = client(target, slot)?;
+    let mut req = match &c.route {
+        Some(route) => c
+            .client
+            .get(route.url.clone())
+            .header(header::HOST, route.host_header.clone()),
+        None => c.client.get(target.url.clone()),
+    };
+    req = req.headers(job.headers.clone()).header(
+        "X-Prometheus-Scrape-Timeout-Seconds",
+        format!("{}", target.timeout.as_secs_f64()),
+    );
     if let Some(auth) = job.auth.header()? {
         req = req.header(header::AUTHORIZATION, auth);
     }
@@ -128,6 +153,7 @@ struct Scraper {
     state: TargetState,
     /// The body of the scrape in progress (from [`BODY_BUFFERS`], returned after it).
     buf: Vec<u8>,
+    client: Option<TargetClient>,
     /// Reason of the last failure, to log once per change rather than every scrape.
     last_failure: Option<&'static str>,
 }
@@ -146,7 +172,12 @@ impl Scraper {
                 limit: job.limits.target_limit,
             })
         } else {
-            match tokio::time::timeout(target.timeout, fetch(&target, &mut self.buf)).await {
+            match tokio::time::timeout(
+                target.timeout,
+                fetch(&target, &mut self.client, &mut self.buf),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(ScrapeError::Timeout(target.timeout)),
             }
@@ -281,6 +312,7 @@ pub async fn run(target: Arc<Target>, ctx: LoopContext) {
             target: Arc::clone(&target),
             state: TargetState::new(),
             buf: Vec::new(),
+            client: None,
             last_failure: None,
         };
         let mut ideal: Option<i64> = None;

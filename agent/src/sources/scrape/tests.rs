@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::append::{Counts, TargetState};
 use super::config::ScrapeConfig;
-use super::job::{Job, ScrapeError};
+use super::job::{Job, Limits, ScrapeError};
 use crate::config::{Config, ConfigError, GlobalConfig};
 use crate::exposition::parse::{Format, Parser};
 use crate::model::{FamilyMetadata, Labels, MetricType, Sample, is_stale_nan};
@@ -131,6 +131,82 @@ fn unsupported_prometheus_keys_are_named_never_ignored() {
     assert_eq!(e.path, "scrape_configs[0].scrape_protocols");
     let e = located("scrape_configs:\n  - job_name: k\n    colour: blue\n");
     assert!(e.message.contains("unknown field `colour`"), "{e}");
+}
+
+#[test]
+fn unsupported_prometheus_keys_in_global_and_remote_write_are_named() {
+    let e = located("global:\n  scrape_interval: 15s\n  query_log_file: q.log\n");
+    assert_eq!(e.path, "global.query_log_file");
+    assert!(e.message.contains("not supported"), "{e}");
+    let e = located("global:\n  scrape_protocols: [PrometheusProto]\n");
+    assert_eq!(e.path, "global.scrape_protocols");
+    assert!(e.message.contains("PrometheusProto"), "{e}");
+    let e = located("remote_write:\n  - url: http://r/api/v1/write\n    sigv4:\n      region: x\n");
+    assert_eq!(e.path, "remote_write[0].sigv4");
+    assert_eq!(e.line, Some(3));
+    assert!(
+        e.message.contains("\"sigv4\" is a Prometheus setting"),
+        "{e}"
+    );
+    let e = located(
+        "remote_write:\n  - url: http://r/api/v1/write\n    tls_config:\n      max_version: TLS13\n",
+    );
+    assert!(e.message.contains("not support"), "{e}");
+    let e = located("rule_files: [a.yml]\n");
+    assert!(
+        e.message.contains("\"rule_files\" is a Prometheus setting"),
+        "{e}"
+    );
+    let e = located("global:\n  colour: blue\n");
+    assert!(e.message.contains("unknown field `colour`"), "{e}");
+}
+
+#[test]
+fn global_limits_apply_to_jobs_that_set_none_with_prometheus_precedence() {
+    let config = Config::from_yaml(
+        "global:\n  sample_limit: 100\n  label_limit: 30\n  label_name_length_limit: 40\n  label_value_length_limit: 50\n  target_limit: 5\n  body_size_limit: 1MB\n  keep_dropped_targets: 7\n  scrape_protocols: [PrometheusText0.0.4]\nscrape_configs:\n  - job_name: inherits\n  - job_name: own\n    sample_limit: 10\n    body_size_limit: 2KB\n    scrape_protocols: [OpenMetricsText1.0.0]\n  - job_name: zero_still_inherits\n    sample_limit: 0\n",
+        "p.yml",
+    )
+    .unwrap();
+    let job = |i: usize| Job::new(&config.scrape_configs[i], &config.global, 64 << 20).unwrap();
+    let inherits = job(0);
+    assert_eq!(
+        inherits.limits,
+        Limits {
+            sample_limit: 100,
+            label_limit: 30,
+            label_name_length_limit: 40,
+            label_value_length_limit: 50,
+            target_limit: 5,
+            body_size_limit: 1 << 20,
+        }
+    );
+    assert_eq!(
+        config.scrape_configs[0]
+            .limits(&config.global)
+            .keep_dropped_targets,
+        7
+    );
+    assert_eq!(
+        inherits.headers[reqwest::header::ACCEPT],
+        "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+    );
+    let own = job(1);
+    assert_eq!(own.limits.sample_limit, 10);
+    assert_eq!(own.limits.body_size_limit, 2 << 10);
+    assert_eq!(own.limits.label_limit, 30);
+    assert!(
+        own.headers[reqwest::header::ACCEPT]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert_eq!(job(2).limits.sample_limit, 100);
+    // Without any limit, the agent's own body ceiling applies.
+    let none = Config::from_yaml("scrape_configs:\n  - job_name: a\n", "p.yml").unwrap();
+    let j = Job::new(&none.scrape_configs[0], &none.global, 64 << 20).unwrap();
+    assert_eq!(j.limits.body_size_limit, 64 << 20);
+    assert_eq!(j.limits.sample_limit, 0);
 }
 
 #[test]
