@@ -193,8 +193,7 @@ async fn start_kubernetes(
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Option<GroupsReceiver> {
-    let discovery = match KubernetesDiscovery::start_from_config(config, shutdown.clone()).await
-    {
+    let discovery = match KubernetesDiscovery::start_from_config(config, shutdown.clone()).await {
         Ok(Some(d)) => d,
         Ok(None) => return None,
         Err(e) => {

@@ -30,7 +30,15 @@ const EXPORTER_BODY: &str = "# TYPE node_load1 gauge
 node_load1 0.5
 ";
 
-fn pod(name: &str, node: &str, app: &str, container: &str, port: u16, uid: &str, cid: &str) -> Value {
+fn pod(
+    name: &str,
+    node: &str,
+    app: &str,
+    container: &str,
+    port: u16,
+    uid: &str,
+    cid: &str,
+) -> Value {
     json!({
         "metadata": {"name": name, "namespace": "shop", "uid": uid,
                      "labels": {"app": app, "pod-template-hash": "5c9f7d"}},
@@ -55,11 +63,27 @@ fn seed(server: &TestApiServer, web_port: u16, exporter_port: u16, web_cid: &str
     // Same address, other node: the agent must never see it.
     server.apply(
         Kind::Pod,
-        pod("web-2", "node-b", "web", "web", web_port, "uid-web-2", &container_id(9)),
+        pod(
+            "web-2",
+            "node-b",
+            "web",
+            "web",
+            web_port,
+            "uid-web-2",
+            &container_id(9),
+        ),
     );
     server.apply(
         Kind::Pod,
-        pod("exporter-a", NODE, "exporter", "exporter", exporter_port, "uid-exporter-a", &container_id(8)),
+        pod(
+            "exporter-a",
+            NODE,
+            "exporter",
+            "exporter",
+            exporter_port,
+            "uid-exporter-a",
+            &container_id(8),
+        ),
     );
     server.apply(
         Kind::Service,
@@ -236,7 +260,10 @@ kubernetes:
     // The report series carry exactly the target labels.
     let ups: Vec<_> = m.find("up", &[]);
     assert_eq!(ups.len(), 2, "one up per on-node target: {ups:#?}");
-    assert!(ups.iter().any(|l| same(&l.labels, &service_target)), "{ups:#?}");
+    assert!(
+        ups.iter().any(|l| same(&l.labels, &service_target)),
+        "{ups:#?}"
+    );
     assert!(ups.iter().any(|l| same(&l.labels, &pod_target)), "{ups:#?}");
     assert!(ups.iter().all(|l| l.value == 1.0), "{ups:#?}");
     // metricRelabelings keep only http_.*; the other node's pod is never a target.
@@ -272,7 +299,10 @@ kubernetes:
             "container_cpu_usage_seconds_total",
             &[("id", &container_id_label)],
         );
-        let p = m.find("container_cpu_usage_seconds_total", &[("id", &pod_id_label)]);
+        let p = m.find(
+            "container_cpu_usage_seconds_total",
+            &[("id", &pod_id_label)],
+        );
         let (Some(c), Some(p)) = (c.first(), p.first()) else {
             return None;
         };

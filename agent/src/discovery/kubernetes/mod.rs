@@ -16,7 +16,7 @@ pub mod watch;
 pub use config::KubernetesConfig;
 pub use crd::{PodMonitor, ServiceMonitor};
 pub use pod_metadata::PodMetadata;
-pub use scrape_jobs::JobBuilder;
 pub use reuse::DiscoveryCache;
+pub use scrape_jobs::JobBuilder;
 pub use targets::{ClusterState, Discovered, Environment, ScrapeGroup, discover, discover_with};
 pub use watch::{AgentPlacement, DiscoveryError, KubernetesDiscovery};

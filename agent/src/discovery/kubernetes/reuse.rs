@@ -107,8 +107,15 @@ impl DiscoveryCache {
     }
 
     /// The role `pod` targets of `pod`, computed by `compute` only when the pod changed.
-    pub(super) fn pod_targets(&mut self, pod: &Arc<Pod>, compute: impl FnOnce() -> Vec<Labels>) -> Chunk {
-        let k = key(pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref());
+    pub(super) fn pod_targets(
+        &mut self,
+        pod: &Arc<Pod>,
+        compute: impl FnOnce() -> Vec<Labels>,
+    ) -> Chunk {
+        let k = key(
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        );
         let chunk = match self.pods.get(&k) {
             Some((cached, chunk)) if Arc::ptr_eq(cached, pod) => Arc::clone(chunk),
             _ => Arc::new(compute()),
@@ -186,9 +193,7 @@ impl DiscoveryCache {
                 },
             };
             out.extend(decorated.iter().cloned());
-            entry
-                .chunks
-                .insert(addr, (Arc::clone(chunk), decorated));
+            entry.chunks.insert(addr, (Arc::clone(chunk), decorated));
         }
         self.next().groups.insert(job_name.to_string(), entry);
         out

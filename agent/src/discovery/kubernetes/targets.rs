@@ -568,9 +568,7 @@ fn group(
             .iter()
             .filter_map(|(k, v)| Some((format!("__param_{k}"), v.first()?.clone())))
             .collect(),
-        node: inputs
-            .attach_node
-            .map(|n| NodeRef(n.cloned())),
+        node: inputs.attach_node.map(|n| NodeRef(n.cloned())),
     };
     let targets = cache.group_targets(&job_name, &decoration, &inputs.candidates, |chunk| {
         let attached;

@@ -92,7 +92,11 @@ fn a_service_monitor_endpoint_becomes_the_scrape_config_the_operator_generates()
     assert_eq!(g.targets.len(), 1, "{:?}", g.targets);
     // metric_relabel_configs are compiled: keep on __name__, then labeldrop.
     let sample = |name: &str| {
-        Labels::from_pairs([("__name__", name), ("pod_template_hash", "abc"), ("code", "200")])
+        Labels::from_pairs([
+            ("__name__", name),
+            ("pod_template_hash", "abc"),
+            ("code", "200"),
+        ])
     };
     assert_eq!(
         j.metric_rules.process(&sample("http_requests_total")),
@@ -151,16 +155,18 @@ fn jobs_are_kept_while_their_settings_do_not_change() {
     assert_eq!(job(&after, name).job.interval, Duration::from_secs(20));
     // The other endpoint did not change.
     let other = "serviceMonitor/shop/web/1";
-    assert!(Arc::ptr_eq(&job(&first, other).job, &job(&after, other).job));
+    assert!(Arc::ptr_eq(
+        &job(&first, other).job,
+        &job(&after, other).job
+    ));
 }
 
 #[test]
 fn a_monitor_with_one_endpoint_that_does_not_compile_is_left_out_whole() {
     let mut gs = groups(&cluster(web_monitor()));
-    let bad: RelabelConfig = serde_yaml::from_str(
-        "{action: hashmod, source_labels: [a], target_label: b, modulus: 0}",
-    )
-    .unwrap();
+    let bad: RelabelConfig =
+        serde_yaml::from_str("{action: hashmod, source_labels: [a], target_label: b, modulus: 0}")
+            .unwrap();
     gs.iter_mut()
         .find(|g| g.job_name == "serviceMonitor/shop/web/1")
         .unwrap()
@@ -182,9 +188,18 @@ fn settings_the_scraper_cannot_honour_reject_the_monitor_instead_of_being_ignore
         .unwrap()
         .scrape_native_histograms = Some(true);
     let c = builder().convert(&gs);
-    assert!(c.groups.iter().all(|g| !g.job.name.starts_with("serviceMonitor/")));
+    assert!(
+        c.groups
+            .iter()
+            .all(|g| !g.job.name.starts_with("serviceMonitor/"))
+    );
     assert_eq!(c.rejected[0].error.reason(), "unsupported_setting");
-    assert!(c.rejected[0].error.to_string().contains("scrapeNativeHistograms"));
+    assert!(
+        c.rejected[0]
+            .error
+            .to_string()
+            .contains("scrapeNativeHistograms")
+    );
 }
 
 #[test]
@@ -193,7 +208,10 @@ fn protobuf_is_left_out_of_the_protocols_asked_for() {
     monitor["spec"]["scrapeProtocols"] = json!(["PrometheusProto", "PrometheusText0.0.4"]);
     let c = builder().convert(&groups(&cluster(monitor)));
     assert_eq!(
-        job(&c, "serviceMonitor/shop/web/0").job.config.scrape_protocols,
+        job(&c, "serviceMonitor/shop/web/0")
+            .job
+            .config
+            .scrape_protocols,
         Some(vec![ScrapeProtocol::PrometheusText0_0_4])
     );
 }

@@ -771,7 +771,11 @@ fn storage(l: &Labels) -> *const crate::model::Label {
     l.as_slice().as_ptr()
 }
 
-fn run_with(state: &ClusterState, cfg: &KubernetesConfig, cache: &mut DiscoveryCache) -> Discovered {
+fn run_with(
+    state: &ClusterState,
+    cfg: &KubernetesConfig,
+    cache: &mut DiscoveryCache,
+) -> Discovered {
     discover_with(
         state,
         &Environment {
@@ -849,12 +853,18 @@ fn one_pod_event_rebuilds_only_that_pods_targets() {
     // Role pod: candidates are per pod, so only the changed pod's targets are new.
     let pm = "podMonitor/monitoring/web/0";
     assert!(!of(&before, pm, "10.244.1.17:").is_empty());
-    assert_eq!(of(&before, pm, "10.244.1.17:"), of(&after, pm, "10.244.1.17:"));
+    assert_eq!(
+        of(&before, pm, "10.244.1.17:"),
+        of(&after, pm, "10.244.1.17:")
+    );
     assert!(of(&after, pm, "10.244.1.18:").is_empty());
     assert!(!of(&after, pm, "10.244.1.99:").is_empty());
     // Role endpoints: candidates are per Service, so Services of other namespaces are kept.
     let sm = "serviceMonitor/monitoring/web/0";
     assert!(!of(&before, sm, "10.244.2.1:").is_empty());
-    assert_eq!(of(&before, sm, "10.244.2.1:"), of(&after, sm, "10.244.2.1:"));
+    assert_eq!(
+        of(&before, sm, "10.244.2.1:"),
+        of(&after, sm, "10.244.2.1:")
+    );
     assert!(!of(&after, sm, "10.244.1.99:").is_empty());
 }
