@@ -122,6 +122,10 @@ impl ScrapeManager {
         self.running.len()
     }
 
+    #[allow(
+        clippy::mutable_key_type,
+        reason = "JobKey hashes and compares the job's address, which its interior mutability cannot change"
+    )]
     fn sync(&mut self, shutdown: &CancellationToken) {
         let groups: Vec<ScrapeGroup> = self
             .providers
