@@ -2,7 +2,9 @@
 //! a node with 110 pods in a cluster the size of Kubernetes' 5,000-node envelope
 //! (10,000 services, 1,000 namespaces), 300 ServiceMonitors and 50 PodMonitors. Measured
 //! alone (`discover`) and followed by target relabeling of every candidate with the relabel
-//! engine (what the scraper does with the result).
+//! engine (what the scraper does with the result). Then what the running agent pays per
+//! cluster event: a recomputation reusing the previous one after one pod or one Service
+//! changed.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,7 +12,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nodemeter::discovery::kubernetes::validation::NoSecrets;
-use nodemeter::discovery::kubernetes::{ClusterState, Environment, KubernetesConfig, discover};
+use nodemeter::discovery::kubernetes::{
+    ClusterState, DiscoveryCache, Environment, KubernetesConfig, discover, discover_with,
+};
 use nodemeter::relabel::Rules;
 use serde_json::json;
 
@@ -97,6 +101,46 @@ fn bench(c: &mut Criterion) {
                     .count();
             }
             black_box(kept)
+        })
+    });
+    // One object alternates between two versions, so every iteration is a real change.
+    let pod_versions = {
+        let mut changed: k8s_openapi::api::core::v1::Pod = (*state.pods[7]).clone();
+        changed
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("version".into(), "2".into());
+        [Arc::clone(&state.pods[7]), Arc::new(changed)]
+    };
+    let mut cache = DiscoveryCache::new();
+    let mut s = state.clone();
+    discover_with(&s, &env, &mut cache);
+    let mut flip = 0;
+    g.bench_function("recompute_after_one_pod_update", |b| {
+        b.iter(|| {
+            flip ^= 1;
+            s.pods[7] = Arc::clone(&pod_versions[flip]);
+            black_box(discover_with(&s, &env, &mut cache))
+        })
+    });
+    // svc-7 is in ns-7, where this node has pods.
+    let service_versions = {
+        let mut changed: k8s_openapi::api::core::v1::Service = (*state.services[7]).clone();
+        changed
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("version".into(), "2".into());
+        [Arc::clone(&state.services[7]), Arc::new(changed)]
+    };
+    let mut s = state.clone();
+    discover_with(&s, &env, &mut cache);
+    g.bench_function("recompute_after_one_service_update", |b| {
+        b.iter(|| {
+            flip ^= 1;
+            s.services[7] = Arc::clone(&service_versions[flip]);
+            black_box(discover_with(&s, &env, &mut cache))
         })
     });
     g.finish();

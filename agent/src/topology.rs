@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::discovery::kubernetes::{JobBuilder, KubernetesDiscovery, scrape_jobs};
 use crate::identity::{Hierarchies, Inventory};
 use crate::model::SourceId;
 use crate::pipeline::Pipeline;
@@ -19,7 +20,7 @@ use crate::sinks::remote_write::RemoteWrite;
 use crate::sources::SourceContext;
 use crate::sources::cgroup::{self, CgroupSource};
 use crate::sources::ebpf::{self, EbpfSource};
-use crate::sources::scrape::{self, ScrapeSource};
+use crate::sources::scrape::{self, GroupsReceiver, ScrapeSource};
 use crate::telemetry::Readiness;
 
 /// How long shutdown may take before the agent gives up waiting for tasks.
@@ -49,7 +50,11 @@ impl Agent {
         )));
         let exposition_rx = pipeline.add_sink("exposition");
         let mut skip = Vec::new();
-        if !config.exposition.scraped_series {
+        if !config
+            .exposition
+            .scraped_series
+            .served(!config.remote_write.is_empty())
+        {
             skip.push(SourceId::new(scrape::SOURCE_NAME));
         }
         let mut sinks = vec![tokio::spawn(exposition::run(
@@ -86,6 +91,9 @@ impl Agent {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
 
+        // Before the local sources, so their first cycle already names pods.
+        let monitor_groups = start_kubernetes(&config, &inventory, &shutdown, &mut tasks).await;
+
         let mut rescan = None;
         if config.cgroup.enabled {
             let hierarchies =
@@ -106,8 +114,11 @@ impl Agent {
                 }
             });
         }
-        if !config.scrape_configs.is_empty() {
-            let source = ScrapeSource::new(&config).context("scrape source")?;
+        if !config.scrape_configs.is_empty() || monitor_groups.is_some() {
+            let mut source = ScrapeSource::new(&config).context("scrape source")?;
+            if let Some(groups) = monitor_groups {
+                source.add_provider(groups);
+            }
             readiness.expect(scrape::SOURCE_NAME);
             let ctx = ctx.clone();
             tasks.spawn(async move {
@@ -227,6 +238,37 @@ async fn feed_cgroup_events(
     }
     rescan.set_live(false);
     warn!("cgroup event feed ended; the container inventory walks cgroupfs every cycle");
+}
+
+/// Starts Kubernetes discovery when enabled: pod metadata for the inventory, and the
+/// monitors' targets as a scrape provider. An unusable API client is logged and leaves the
+/// rest of the agent running.
+async fn start_kubernetes(
+    config: &Config,
+    inventory: &Inventory,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Option<GroupsReceiver> {
+    let discovery = match KubernetesDiscovery::start_from_config(config, shutdown.clone()).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return None,
+        Err(e) => {
+            error!(error = %e, "kubernetes discovery not started: no pod metadata, no monitors");
+            return None;
+        }
+    };
+    tasks.spawn(
+        discovery
+            .metadata()
+            .label_inventory(inventory.clone(), shutdown.clone()),
+    );
+    let builder = JobBuilder::new(config.global.clone(), config.scrape.max_body_size.0);
+    let (groups, conversion) = scrape_jobs::spawn(discovery.groups(), builder, shutdown.clone());
+    tasks.spawn(async move {
+        let _ = conversion.await;
+        discovery.wait().await;
+    });
+    Some(groups)
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT.

@@ -397,11 +397,53 @@ pub struct ExpositionConfig {
     /// A series not updated for this long disappears from `/metrics` even without a staleness
     /// marker (a safety net for sources that stop abruptly).
     pub series_ttl: Duration,
-    /// Also serve the series of `scrape_configs` targets on `/metrics`. Off: they go to
-    /// remote write only; `/metrics` holds the node's own container and kernel metrics, so a
-    /// Prometheus scraping the agent does not ingest every target twice, and memory does not
-    /// grow with the series of every exporter on the node.
-    pub scraped_series: bool,
+    /// Also serve the series of scrape targets on `/metrics`: `true`, `false`, or `auto`
+    /// (only when no remote_write endpoint is configured). Off, they go to remote write only;
+    /// `/metrics` holds the node's own container and kernel metrics, so a Prometheus scraping
+    /// the agent does not ingest every target twice, and memory does not grow with the series
+    /// of every exporter on the node.
+    pub scraped_series: ScrapedSeries,
+}
+
+/// Whether scraped series are served on `/metrics` (see [`ExpositionConfig::scraped_series`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ScrapedSeries {
+    /// Served only when the agent has no remote_write endpoint (a standalone host, or a
+    /// Prometheus that scrapes the agent, still sees them).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ScrapedSeries {
+    /// Whether to serve them, given whether remote write is configured.
+    pub fn served(self, remote_write: bool) -> bool {
+        match self {
+            Self::Auto => !remote_write,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ScrapedSeries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Self::Always),
+            Raw::Bool(false) => Ok(Self::Never),
+            Raw::Word(w) if w == "auto" => Ok(Self::Auto),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "expected true, false or auto, got {w:?}"
+            ))),
+        }
+    }
 }
 
 impl Default for ExpositionConfig {
@@ -409,7 +451,7 @@ impl Default for ExpositionConfig {
         Self {
             timestamps: true,
             series_ttl: Duration::from_secs(300),
-            scraped_series: false,
+            scraped_series: ScrapedSeries::Auto,
         }
     }
 }

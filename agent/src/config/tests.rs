@@ -145,3 +145,19 @@ fn remote_write_errors_name_the_entry_and_key() {
     assert_eq!(e.path, "remote_write[0].write_relabel_configs[1]");
     assert!(e.message.contains("modulus"), "{}", e.message);
 }
+
+#[test]
+fn scraped_series_on_metrics_follow_whether_remote_write_is_configured_unless_forced() {
+    use super::ScrapedSeries;
+    let parse = |v: &str| {
+        Config::from_yaml(&format!("exposition:\n  scraped_series: {v}\n"), "x")
+            .map(|c| c.exposition.scraped_series)
+    };
+    assert_eq!(parse("auto").unwrap(), ScrapedSeries::Auto);
+    assert_eq!(parse("true").unwrap(), ScrapedSeries::Always);
+    assert_eq!(parse("false").unwrap(), ScrapedSeries::Never);
+    let err = parse("sometimes").unwrap_err().to_string();
+    assert!(err.contains("exposition.scraped_series"), "{err}");
+    assert!(ScrapedSeries::Auto.served(false) && !ScrapedSeries::Auto.served(true));
+    assert!(ScrapedSeries::Always.served(true) && !ScrapedSeries::Never.served(false));
+}

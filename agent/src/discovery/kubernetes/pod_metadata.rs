@@ -16,16 +16,30 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::watch;
 
-use crate::identity::{ContainerMetadata, MetadataProvider};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::{ContainerMetadata, Inventory, MetadataProvider};
 
 /// An index of the pods on this node by container id and pod UID, rebuilt on pod changes.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PodMetadata {
     index: Arc<RwLock<PodIndex>>,
+    /// Counts the rebuilds that changed an answer, so the inventory relabels only then.
+    generation: Arc<watch::Sender<u64>>,
 }
 
-#[derive(Default)]
+impl Default for PodMetadata {
+    fn default() -> Self {
+        Self {
+            index: Arc::default(),
+            generation: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+#[derive(Default, PartialEq)]
 struct PodIndex {
     containers: HashMap<String, ContainerMetadata>,
     pods: HashMap<String, ContainerMetadata>,
@@ -41,8 +55,14 @@ impl PodMetadata {
         Self::default()
     }
 
-    /// Replaces the index with one built from `pods`.
-    pub fn rebuild<'a>(&self, pods: impl IntoIterator<Item = &'a Pod>) {
+    /// Changes whenever a rebuild changed an answer (a container or pod appeared, went or
+    /// was renamed): the cue to relabel what is already tracked.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Replaces the index with one built from `pods`; true when any answer changed.
+    pub fn rebuild<'a>(&self, pods: impl IntoIterator<Item = &'a Pod>) -> bool {
         let mut index = PodIndex::default();
         for pod in pods {
             let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -88,8 +108,30 @@ impl PodMetadata {
                 );
             }
         }
-        if let Ok(mut guard) = self.index.write() {
-            *guard = index;
+        let Ok(mut guard) = self.index.write() else {
+            return false;
+        };
+        if *guard == index {
+            return false;
+        }
+        *guard = index;
+        drop(guard);
+        self.generation.send_modify(|g| *g += 1);
+        true
+    }
+
+    /// Makes `inventory` name containers and pods from this index, and relabels what it
+    /// already tracks after every change, until `shutdown`: cgroup and eBPF series then
+    /// carry `pod`, `namespace`, `container` and `image` from their next cycle on.
+    pub async fn label_inventory(self, inventory: Inventory, shutdown: CancellationToken) {
+        let mut changes = self.subscribe();
+        inventory.set_metadata_provider(Arc::new(self));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            inventory.metadata_changed();
         }
     }
 
@@ -146,7 +188,12 @@ mod tests {
         }))
         .unwrap();
         let p = PodMetadata::new();
-        p.rebuild([&pod]);
+        let mut changes = p.subscribe();
+        assert!(p.rebuild([&pod]));
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        assert!(!p.rebuild([&pod]), "same pods, same answers");
+        assert!(!changes.has_changed().unwrap());
         assert_eq!(
             p.container("abc123").unwrap(),
             ContainerMetadata {
@@ -170,7 +217,7 @@ mod tests {
             ("shop", "web-1", "")
         );
         assert!(p.container("zzz").is_none());
-        p.rebuild([]);
+        assert!(p.rebuild([]));
         assert!(p.container("abc123").is_none());
     }
 }

@@ -13,6 +13,7 @@ use super::crd::{EndpointCommon, MonitorKind, MonitorSpecCommon, PodMonitor, Ser
 use super::meta::{
     endpoints_object_targets, endpoints_targets, is_selectorless, pod_targets, with_node_labels,
 };
+use super::reuse::{Chunk, Decoration, DiscoveryCache, NodeRef};
 use super::rules::{metric_rules, pod_monitor_rules, service_monitor_rules};
 use super::selector::matches;
 use super::validation::{
@@ -134,18 +135,39 @@ const SCRAPE_PROTOCOLS: [&str; 5] = [
     "PrometheusText1.0.0",
 ];
 
-/// Computes every scrape group of this node.
+/// Computes every scrape group of this node from scratch.
 pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
+    discover_with(state, env, &mut DiscoveryCache::new())
+}
+
+/// Computes every scrape group of this node, reusing from `cache` what the objects it was
+/// computed from still give: after one pod or Service event only that object's candidates,
+/// and their decoration in the groups that see them, are recomputed.
+pub fn discover_with(
+    state: &ClusterState,
+    env: &Environment<'_>,
+    cache: &mut DiscoveryCache,
+) -> Discovered {
+    cache.begin();
+    let out = discover_inner(state, env, cache);
+    cache.finish();
+    out
+}
+
+fn discover_inner(
+    state: &ClusterState,
+    env: &Environment<'_>,
+    cache: &mut DiscoveryCache,
+) -> Discovered {
     let ns_labels = namespace_labels(state);
-    let local_pods: Vec<&Pod> = state
+    let local_pods: Vec<&Arc<Pod>> = state
         .pods
         .iter()
-        .map(|p| p.as_ref())
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(env.node_name))
         .collect();
     let cfg = env.config;
     let mut out = Discovered::default();
-    let candidates = Candidates::new(state, &local_pods, env.node_name);
+    let candidates = Candidates::new(state, &local_pods, env.node_name, cache);
 
     let mut pms: Vec<&PodMonitor> = state
         .pod_monitors
@@ -167,14 +189,14 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
         .collect();
     pms.sort_by_key(|m| (m.metadata.namespace.clone(), m.metadata.name.clone()));
     for m in pms {
-        match pod_monitor_groups(m, state, &candidates, env) {
+        match pod_monitor_groups(m, state, &candidates, env, cache) {
             Ok(groups) => out.groups.extend(groups),
             Err(rejected) => out.rejected.push(rejected),
         }
     }
 
     for m in selected_service_monitors(state, env, &ns_labels) {
-        match service_monitor_groups(m, state, &candidates, env) {
+        match service_monitor_groups(m, state, &candidates, env, cache) {
             Ok(groups) => out.groups.extend(groups),
             Err(rejected) => out.rejected.push(rejected),
         }
@@ -186,23 +208,36 @@ pub fn discover(state: &ClusterState, env: &Environment<'_>) -> Discovered {
 /// monitor: a cluster has far more monitors × services than this node has targets.
 struct Candidates<'a> {
     /// This node's pods with their role `pod` targets.
-    pods: Vec<(&'a Pod, Vec<Labels>)>,
-    /// Role `endpoints` targets on this node by Service `(namespace, name)`; Services with no
+    pods: Vec<(&'a Pod, Chunk)>,
+    /// Services with role `endpoints` targets on this node, in store order; Services with no
     /// target here are absent.
-    services: HashMap<(&'a str, &'a str), Vec<Labels>>,
+    services: Vec<(&'a Service, Chunk)>,
+    /// Indices into `services` by namespace, so a monitor looking in a few namespaces never
+    /// walks the cluster's Services.
+    services_by_namespace: HashMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Candidates<'a> {
-    fn new(state: &'a ClusterState, local_pods: &[&'a Pod], node_name: &str) -> Self {
-        let pods = local_pods.iter().map(|p| (*p, pod_targets(p))).collect();
-        let mut by_namespace: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    fn new(
+        state: &'a ClusterState,
+        local_pods: &[&'a Arc<Pod>],
+        node_name: &str,
+        cache: &mut DiscoveryCache,
+    ) -> Self {
+        let pods = local_pods
+            .iter()
+            .copied()
+            .map(|p| (p.as_ref(), cache.pod_targets(p, || pod_targets(p))))
+            .collect();
+        let plain_pods: Vec<&Pod> = local_pods.iter().map(|p| p.as_ref()).collect();
+        let mut by_namespace: HashMap<&str, Vec<&Arc<Pod>>> = HashMap::new();
         for p in local_pods {
             by_namespace
                 .entry(p.metadata.namespace.as_deref().unwrap_or_default())
                 .or_default()
                 .push(p);
         }
-        let endpoints: HashMap<(&str, &str), &Endpoints> = state
+        let endpoints: HashMap<(&str, &str), &Arc<Endpoints>> = state
             .endpoints
             .iter()
             .filter_map(|e| {
@@ -211,11 +246,12 @@ impl<'a> Candidates<'a> {
                         e.metadata.namespace.as_deref()?,
                         e.metadata.name.as_deref()?,
                     ),
-                    e.as_ref(),
+                    e,
                 ))
             })
             .collect();
-        let mut services = HashMap::new();
+        let mut services = Vec::new();
+        let mut services_by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
         for s in &state.services {
             let (Some(ns), Some(name)) =
                 (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
@@ -223,21 +259,50 @@ impl<'a> Candidates<'a> {
                 continue;
             };
             let targets = if is_selectorless(s) {
-                endpoints
-                    .get(&(ns, name))
-                    .map(|e| endpoints_object_targets(s, e, local_pods, node_name))
-                    .unwrap_or_default()
+                let Some(e) = endpoints.get(&(ns, name)) else {
+                    continue;
+                };
+                cache.service_targets(s, local_pods, Some(e), || {
+                    endpoints_object_targets(s, e, &plain_pods, node_name)
+                })
             } else {
-                match by_namespace.get(ns) {
-                    Some(pods) => endpoints_targets(s, pods.iter().copied()),
-                    None => Vec::new(),
-                }
+                let Some(pods) = by_namespace.get(ns) else {
+                    continue;
+                };
+                cache.service_targets(s, pods, None, || {
+                    endpoints_targets(s, pods.iter().map(|p| p.as_ref()))
+                })
             };
             if !targets.is_empty() {
-                services.insert((ns, name), targets);
+                services_by_namespace
+                    .entry(ns)
+                    .or_default()
+                    .push(services.len());
+                services.push((s.as_ref(), targets));
             }
         }
-        Self { pods, services }
+        Self {
+            pods,
+            services,
+            services_by_namespace,
+        }
+    }
+
+    /// The Services with targets here in `namespaces` (`None`: all), in store order.
+    fn services_in(&self, namespaces: &Option<BTreeSet<String>>) -> Vec<&(&'a Service, Chunk)> {
+        match namespaces {
+            None => self.services.iter().collect(),
+            Some(set) => {
+                let mut idx: Vec<usize> = set
+                    .iter()
+                    .filter_map(|ns| self.services_by_namespace.get(ns.as_str()))
+                    .flatten()
+                    .copied()
+                    .collect();
+                idx.sort_unstable();
+                idx.into_iter().map(|i| &self.services[i]).collect()
+            }
+        }
     }
 }
 
@@ -282,7 +347,16 @@ fn selected_service_monitors<'a>(
 /// watched, each by name.
 pub fn wanted_endpoints(state: &ClusterState, env: &Environment<'_>) -> BTreeSet<(String, String)> {
     let ns_labels = namespace_labels(state);
+    let selectorless: Vec<&Service> = state
+        .services
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| is_selectorless(s))
+        .collect();
     let mut out = BTreeSet::new();
+    if selectorless.is_empty() {
+        return out;
+    }
     for m in selected_service_monitors(state, env, &ns_labels) {
         let Some(sel) = &m.spec.common.selector else {
             continue;
@@ -292,9 +366,8 @@ pub fn wanted_endpoints(state: &ClusterState, env: &Environment<'_>) -> BTreeSet
             m.metadata.namespace.as_deref().unwrap_or_default(),
             env.config,
         );
-        for s in &state.services {
-            if is_selectorless(s)
-                && in_namespaces(s.metadata.namespace.as_deref(), &namespaces)
+        for s in &selectorless {
+            if in_namespaces(s.metadata.namespace.as_deref(), &namespaces)
                 && matches(sel, s.metadata.labels.as_ref())
                 && let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name)
             {
@@ -445,6 +518,15 @@ fn limit(monitor: Option<u64>, global: u64) -> Option<u64> {
         .or((global != 0).then_some(global))
 }
 
+/// The candidates one monitor sees, and how its groups decorate them.
+struct GroupInputs<'c> {
+    candidates: Vec<&'c Chunk>,
+    /// `attachMetadata.node`: with this node's object, if watched.
+    attach_node: Option<Option<&'c Arc<Node>>>,
+    /// Role `pod` (PodMonitor) rather than `endpoints`.
+    pod_role: bool,
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "one builder for both monitor kinds"
@@ -456,8 +538,9 @@ fn group(
     ep: &EndpointCommon,
     settings: EndpointSettings,
     relabel_configs: Vec<RelabelConfig>,
-    candidates: &[Labels],
+    inputs: &GroupInputs<'_>,
     cfg: &KubernetesConfig,
+    cache: &mut DiscoveryCache,
 ) -> ScrapeGroup {
     let job_name = format!(
         "{}/{}/{}/{index}",
@@ -475,30 +558,48 @@ fn group(
         .as_deref()
         .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| "http".into());
-    let interval = settings.interval.to_string();
-    let timeout = settings.timeout.to_string();
-    let targets = candidates
-        .iter()
-        .map(|t| {
-            let mut b = t.builder();
-            let mut set_default = |name: &str, value: &str| {
-                if b.get(name).is_none() {
-                    b.set(name, value);
-                }
-            };
-            set_default("job", &job_name);
-            set_default("__scrape_interval__", &interval);
-            set_default("__scrape_timeout__", &timeout);
-            set_default("__metrics_path__", &metrics_path);
-            set_default("__scheme__", &scheme);
-            for (k, v) in &ep.params {
-                if let Some(first) = v.first() {
-                    set_default(&format!("__param_{k}"), first);
-                }
+    let decoration = Decoration {
+        interval: settings.interval.to_string(),
+        timeout: settings.timeout.to_string(),
+        metrics_path: metrics_path.clone(),
+        scheme: scheme.clone(),
+        params: ep
+            .params
+            .iter()
+            .filter_map(|(k, v)| Some((format!("__param_{k}"), v.first()?.clone())))
+            .collect(),
+        node: inputs.attach_node.map(|n| NodeRef(n.cloned())),
+    };
+    let targets = cache.group_targets(&job_name, &decoration, &inputs.candidates, |chunk| {
+        let attached;
+        let chunk = match inputs.attach_node {
+            Some(node) => {
+                attached = attach_node(chunk, node.map(|n| n.as_ref()), inputs.pod_role);
+                attached.as_slice()
             }
-            b.build()
-        })
-        .collect();
+            None => chunk,
+        };
+        chunk
+            .iter()
+            .map(|t| {
+                let mut b = t.builder();
+                let mut set_default = |name: &str, value: &str| {
+                    if b.get(name).is_none() {
+                        b.set(name, value);
+                    }
+                };
+                set_default("job", &job_name);
+                set_default("__scrape_interval__", &decoration.interval);
+                set_default("__scrape_timeout__", &decoration.timeout);
+                set_default("__metrics_path__", &decoration.metrics_path);
+                set_default("__scheme__", &decoration.scheme);
+                for (k, v) in &decoration.params {
+                    set_default(k, v);
+                }
+                b.build()
+            })
+            .collect()
+    });
     ScrapeGroup {
         metric_relabel_configs: metric_rules(&ep.metric_relabelings, &monitor.namespace, cfg),
         monitor,
@@ -545,25 +646,21 @@ fn group(
 /// `attachMetadata.node`: node labels on every target. All targets here are on this node, so
 /// they all get this node's labels. Without the Node object, role `pod` skips its targets (as
 /// Prometheus skips pods whose node is not cached) and role `endpoints` keeps them unlabelled.
-fn attach_node(
-    common: &MonitorSpecCommon,
-    candidates: Vec<Labels>,
-    node: Option<&Node>,
-    pod_role: bool,
-) -> Vec<Labels> {
-    if !common
+fn attach_node(candidates: &[Labels], node: Option<&Node>, pod_role: bool) -> Vec<Labels> {
+    match node {
+        Some(n) => candidates.iter().map(|t| with_node_labels(t, n)).collect(),
+        None if pod_role => Vec::new(),
+        None => candidates.to_vec(),
+    }
+}
+
+/// Whether a monitor sets `attachMetadata.node`.
+fn attaches_node(common: &MonitorSpecCommon) -> bool {
+    common
         .attach_metadata
         .as_ref()
         .and_then(|a| a.node)
         .unwrap_or(false)
-    {
-        return candidates;
-    }
-    match node {
-        Some(n) => candidates.iter().map(|t| with_node_labels(t, n)).collect(),
-        None if pod_role => Vec::new(),
-        None => candidates,
-    }
 }
 
 /// Whether a selected monitor sets `attachMetadata.node`, so this node's Node object must be
@@ -606,6 +703,7 @@ fn pod_monitor_groups(
     state: &ClusterState,
     candidates: &Candidates<'_>,
     env: &Environment<'_>,
+    cache: &mut DiscoveryCache,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
     let monitor = monitor_ref(MonitorKind::PodMonitor, &m.metadata);
     let reject = |rejection| RejectedMonitor {
@@ -645,14 +743,17 @@ fn pod_monitor_groups(
     let role_selector = (spec.common.selector_mechanism.as_deref() == Some("RoleSelector"))
         .then_some(spec.common.selector.as_ref())
         .flatten();
-    let candidates: Vec<Labels> = candidates
-        .pods
-        .iter()
-        .filter(|(p, _)| in_namespaces(p.metadata.namespace.as_deref(), &namespaces))
-        .filter(|(p, _)| role_selector.is_none_or(|s| matches(s, p.metadata.labels.as_ref())))
-        .flat_map(|(_, targets)| targets.iter().cloned())
-        .collect();
-    let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), true);
+    let inputs = GroupInputs {
+        candidates: candidates
+            .pods
+            .iter()
+            .filter(|(p, _)| in_namespaces(p.metadata.namespace.as_deref(), &namespaces))
+            .filter(|(p, _)| role_selector.is_none_or(|s| matches(s, p.metadata.labels.as_ref())))
+            .map(|(_, targets)| targets)
+            .collect(),
+        attach_node: attaches_node(&spec.common).then_some(state.node.as_ref()),
+        pod_role: true,
+    };
     Ok(spec
         .pod_metrics_endpoints
         .iter()
@@ -673,8 +774,9 @@ fn pod_monitor_groups(
                 &ep.common,
                 s,
                 rules,
-                &candidates,
+                &inputs,
                 env.config,
+                cache,
             )
         })
         .collect())
@@ -685,6 +787,7 @@ fn service_monitor_groups(
     state: &ClusterState,
     candidates: &Candidates<'_>,
     env: &Environment<'_>,
+    cache: &mut DiscoveryCache,
 ) -> Result<Vec<ScrapeGroup>, RejectedMonitor> {
     let monitor = monitor_ref(MonitorKind::ServiceMonitor, &m.metadata);
     let reject = |rejection| RejectedMonitor {
@@ -730,21 +833,18 @@ fn service_monitor_groups(
     let role_selector = (spec.common.selector_mechanism.as_deref() == Some("RoleSelector"))
         .then_some(spec.common.selector.as_ref())
         .flatten();
-    let candidates: Vec<Labels> = state
-        .services
-        .iter()
-        .filter(|s| in_namespaces(s.metadata.namespace.as_deref(), &namespaces))
-        .filter(|s| role_selector.is_none_or(|sel| matches(sel, s.metadata.labels.as_ref())))
-        .filter_map(|s| {
-            let key = (
-                s.metadata.namespace.as_deref()?,
-                s.metadata.name.as_deref()?,
-            );
-            candidates.services.get(&key)
-        })
-        .flat_map(|targets| targets.iter().cloned())
-        .collect();
-    let candidates = attach_node(&spec.common, candidates, state.node.as_deref(), false);
+    let inputs = GroupInputs {
+        candidates: candidates
+            .services_in(&namespaces)
+            .into_iter()
+            .filter(|(s, _)| {
+                role_selector.is_none_or(|sel| matches(sel, s.metadata.labels.as_ref()))
+            })
+            .map(|(_, targets)| targets)
+            .collect(),
+        attach_node: attaches_node(&spec.common).then_some(state.node.as_ref()),
+        pod_role: false,
+    };
     Ok(spec
         .endpoints
         .iter()
@@ -765,8 +865,9 @@ fn service_monitor_groups(
                 &ep.common,
                 s,
                 rules,
-                &candidates,
+                &inputs,
                 env.config,
+                cache,
             )
         })
         .collect())

@@ -617,8 +617,35 @@ pub fn validate_relabel(r: &MonitorRelabelConfig, field: &str) -> Result<Relabel
     let rule = r
         .to_prometheus()
         .map_err(|e| err(format!("unknown relabel action {:?}", e.0)))?;
-    Rules::compile(std::slice::from_ref(&rule)).map_err(|e| err(e.kind.to_string()))?;
+    compiles(&rule).map_err(err)?;
     Ok(rule)
+}
+
+/// How many rule outcomes [`compiles`] remembers per thread before starting over.
+const COMPILED_MEMO_LIMIT: usize = 10_000;
+
+thread_local! {
+    /// Outcomes of compiling single rules, by the rule's text: every recomputation validates
+    /// every selected monitor again, and compiling their regexes was most of its cost.
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Result<(), String>>> =
+        std::cell::RefCell::default();
+}
+
+fn compiles(rule: &RelabelConfig) -> Result<(), String> {
+    let key = format!("{rule:?}");
+    COMPILED.with_borrow_mut(|memo| {
+        if let Some(outcome) = memo.get(&key) {
+            return outcome.clone();
+        }
+        let outcome = Rules::compile(std::slice::from_ref(rule))
+            .map(|_| ())
+            .map_err(|e| e.kind.to_string());
+        if memo.len() >= COMPILED_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key, outcome.clone());
+        outcome
+    })
 }
 
 #[cfg(test)]

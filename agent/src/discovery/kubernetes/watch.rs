@@ -28,8 +28,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::config::KubernetesConfig;
 use super::crd::{EndpointCommon, PodMonitor, SafeTlsConfig, SecretOrConfigMap, ServiceMonitor};
 use super::pod_metadata::PodMetadata;
+use super::reuse::DiscoveryCache;
 use super::targets::{
-    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover,
+    ClusterState, Discovered, Environment, RejectedMonitor, ScrapeGroup, discover_with,
     wanted_endpoints, wants_node,
 };
 use super::validation::{RejectReason, SecretSource};
@@ -197,6 +198,7 @@ impl KubernetesDiscovery {
             changed: Arc::clone(&changed),
             shutdown: shutdown.clone(),
             last_rejected: BTreeMap::new(),
+            cache: DiscoveryCache::new(),
         };
         let first = recompute.run_once();
         let (tx, groups) = watch::channel(Arc::new(first.groups));
@@ -270,6 +272,8 @@ struct Recompute {
     changed: Arc<Notify>,
     shutdown: CancellationToken,
     last_rejected: BTreeMap<String, RejectedMonitor>,
+    /// What the next computation may reuse from the last.
+    cache: DiscoveryCache,
 }
 
 impl Recompute {
@@ -348,7 +352,7 @@ impl Recompute {
             secrets: &self.secrets,
             config_maps: &self.config_maps,
         };
-        let d = discover(
+        let d = discover_with(
             &state,
             &Environment {
                 config: &self.config,
@@ -356,6 +360,7 @@ impl Recompute {
                 own_namespace: &placement.namespace,
                 secrets: &secrets,
             },
+            &mut self.cache,
         );
         self.report(&d);
         d

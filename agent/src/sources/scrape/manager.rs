@@ -12,14 +12,34 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::job::Job;
 use super::scrape_loop::{self, LoopContext};
-use super::target::{self, ScrapeGroup, Target};
+use super::target::{self, ScrapeGroup, Target, TargetError};
 use crate::model::{Labels, SourceId};
 use crate::pipeline::BatchSender;
 use crate::telemetry;
 
 /// A provider's current groups. The provider replaces the whole list on every change.
 pub type GroupsReceiver = watch::Receiver<Vec<ScrapeGroup>>;
+
+/// A job compared and hashed by identity: jobs are rebuilt, never mutated, when settings change.
+#[derive(Clone)]
+struct JobKey(Arc<Job>);
+
+impl PartialEq for JobKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for JobKey {}
+
+impl std::hash::Hash for JobKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
+    }
+}
+
+type Built = Result<Option<Arc<Target>>, TargetError>;
 
 struct Running {
     target: Arc<Target>,
@@ -37,6 +57,10 @@ pub struct ScrapeManager {
     /// Loops that were stopped and may still write end-of-target markers.
     ending: HashMap<(String, Labels), (CancellationToken, Instant)>,
     job_targets: HashMap<String, Arc<AtomicUsize>>,
+    /// What each discovered label set of each job became at the last sync. Relabeling is
+    /// most of a sync's cost and one discovery event changes few candidates, so only new
+    /// ones are relabeled.
+    built: HashMap<(JobKey, Labels), Built>,
     tasks: JoinSet<()>,
 }
 
@@ -52,6 +76,7 @@ impl ScrapeManager {
             running: HashMap::new(),
             ending: HashMap::new(),
             job_targets: HashMap::new(),
+            built: HashMap::new(),
             tasks: JoinSet::new(),
         }
     }
@@ -97,6 +122,10 @@ impl ScrapeManager {
         self.running.len()
     }
 
+    #[allow(
+        clippy::mutable_key_type,
+        reason = "JobKey hashes and compares the job's address, which its interior mutability cannot change"
+    )]
     fn sync(&mut self, shutdown: &CancellationToken) {
         let groups: Vec<ScrapeGroup> = self
             .providers
@@ -106,16 +135,26 @@ impl ScrapeManager {
         let mut desired: HashMap<(String, Labels), Arc<Target>> = HashMap::new();
         let mut per_job: HashMap<String, usize> = HashMap::new();
         let mut dropped = 0usize;
+        let mut built: HashMap<(JobKey, Labels), Built> = HashMap::with_capacity(self.built.len());
         for group in &groups {
             for discovered in &group.targets {
-                match target::build(&group.job, discovered) {
+                let key = (JobKey(Arc::clone(&group.job)), discovered.clone());
+                let result = match self.built.remove(&key) {
+                    Some(r) => r,
+                    None => match built.get(&key) {
+                        Some(r) => r.clone(),
+                        None => target::build(&group.job, discovered).map(|t| t.map(Arc::new)),
+                    },
+                };
+                built.insert(key, result.clone());
+                match result {
                     Ok(Some(t)) => {
                         let key = (group.job.name.clone(), t.labels.clone());
                         // Identical label sets within a job are one target.
                         if let std::collections::hash_map::Entry::Vacant(slot) = desired.entry(key)
                         {
                             *per_job.entry(group.job.name.clone()).or_default() += 1;
-                            slot.insert(Arc::new(t));
+                            slot.insert(t);
                         }
                     }
                     Ok(None) => dropped += 1,
@@ -123,6 +162,7 @@ impl ScrapeManager {
                 }
             }
         }
+        self.built = built;
         for (job, n) in &per_job {
             self.job_targets
                 .entry(job.clone())

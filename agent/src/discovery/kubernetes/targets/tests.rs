@@ -765,3 +765,106 @@ fn attach_metadata_node_adds_this_nodes_labels_or_skips_pods_without_it() {
     state.pod_monitors.clear();
     assert!(!wants_node(&state, &env));
 }
+
+/// Identity of a label set's storage: equal addresses mean the set was reused, not rebuilt.
+fn storage(l: &Labels) -> *const crate::model::Label {
+    l.as_slice().as_ptr()
+}
+
+fn run_with(
+    state: &ClusterState,
+    cfg: &KubernetesConfig,
+    cache: &mut DiscoveryCache,
+) -> Discovered {
+    discover_with(
+        state,
+        &Environment {
+            config: cfg,
+            node_name: "node-a",
+            own_namespace: "monitoring",
+            secrets: &NoSecrets,
+        },
+        cache,
+    )
+}
+
+#[test]
+fn reusing_the_last_computation_gives_the_same_groups_as_computing_from_scratch() {
+    let cfg = KubernetesConfig::default();
+    let mut cache = DiscoveryCache::new();
+    let mut state = worked_example_state();
+    state
+        .pods
+        .push(web_pod("web-2", "node-a", "10.244.1.18", "Running"));
+    let check = |state: &ClusterState, cache: &mut DiscoveryCache, step: &str| {
+        assert_eq!(run_with(state, &cfg, cache), run(state, &cfg), "{step}");
+    };
+    check(&state, &mut cache, "first computation");
+    check(&state, &mut cache, "nothing changed");
+    state.pods[1] = web_pod("web-2", "node-a", "10.244.1.99", "Running");
+    check(&state, &mut cache, "a pod changed its IP");
+    state.pods[1] = web_pod("web-2", "node-a", "10.244.1.99", "Failed");
+    check(&state, &mut cache, "a pod failed");
+    state.pods.pop();
+    check(&state, &mut cache, "a pod was deleted");
+    let mut svc: Service = (*web_service()).clone();
+    svc.metadata.labels = Some(BTreeMap::from([("app".into(), "other".into())]));
+    state.services[0] = Arc::new(svc);
+    check(&state, &mut cache, "the service was relabelled");
+    let mut sm: ServiceMonitor = (*state.service_monitors[0]).clone();
+    sm.spec.endpoints[0].common.interval = "15s".into();
+    state.service_monitors[0] = Arc::new(sm);
+    check(&state, &mut cache, "a monitor's interval changed");
+    state.service_monitors.clear();
+    check(&state, &mut cache, "a monitor was deleted");
+}
+
+#[test]
+fn one_pod_event_rebuilds_only_that_pods_targets() {
+    let cfg = KubernetesConfig::default();
+    let mut cache = DiscoveryCache::new();
+    let mut state = worked_example_state();
+    state
+        .pods
+        .push(web_pod("web-2", "node-a", "10.244.1.18", "Running"));
+    // A Service in another namespace, which the pod event must not touch.
+    let mut other: Service = (*web_service()).clone();
+    other.metadata.namespace = Some("kube-system".into());
+    state.services.push(Arc::new(other));
+    state
+        .pods
+        .push(web_pod("web-ks", "node-a", "10.244.2.1", "Running"));
+    Arc::make_mut(&mut state.pods[2]).metadata.namespace = Some("kube-system".into());
+    let mut sm: ServiceMonitor = (*state.service_monitors[0]).clone();
+    sm.spec.common.namespace_selector.match_names = vec!["shop".into(), "kube-system".into()];
+    state.service_monitors[0] = Arc::new(sm);
+
+    let before = run_with(&state, &cfg, &mut cache);
+    state.pods[1] = web_pod("web-2", "node-a", "10.244.1.99", "Running");
+    let after = run_with(&state, &cfg, &mut cache);
+    let of = |d: &Discovered, job: &str, ip: &str| -> Vec<*const crate::model::Label> {
+        let g = d.groups.iter().find(|g| g.job_name == job).unwrap();
+        g.targets
+            .iter()
+            .filter(|t| t.get("__address__").is_some_and(|a| a.starts_with(ip)))
+            .map(storage)
+            .collect()
+    };
+    // Role pod: candidates are per pod, so only the changed pod's targets are new.
+    let pm = "podMonitor/monitoring/web/0";
+    assert!(!of(&before, pm, "10.244.1.17:").is_empty());
+    assert_eq!(
+        of(&before, pm, "10.244.1.17:"),
+        of(&after, pm, "10.244.1.17:")
+    );
+    assert!(of(&after, pm, "10.244.1.18:").is_empty());
+    assert!(!of(&after, pm, "10.244.1.99:").is_empty());
+    // Role endpoints: candidates are per Service, so Services of other namespaces are kept.
+    let sm = "serviceMonitor/monitoring/web/0";
+    assert!(!of(&before, sm, "10.244.2.1:").is_empty());
+    assert_eq!(
+        of(&before, sm, "10.244.2.1:"),
+        of(&after, sm, "10.244.2.1:")
+    );
+    assert!(!of(&after, sm, "10.244.1.99:").is_empty());
+}
