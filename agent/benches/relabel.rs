@@ -64,29 +64,8 @@ fn allocations_per_apply(rules: &Rules, sets: &[Labels]) -> f64 {
     run() as f64 / sets.len() as f64
 }
 
-const PODMONITOR_RULES: &str = r#"
-- source_labels: [job]
-  target_label: __tmp_prometheus_job_name
-- source_labels: [__meta_kubernetes_pod_phase]
-  regex: (Failed|Succeeded)
-  action: drop
-- source_labels: [__meta_kubernetes_pod_label_app, __meta_kubernetes_pod_labelpresent_app]
-  regex: (web);true
-  action: keep
-- source_labels: [__meta_kubernetes_pod_container_port_name]
-  regex: metrics
-  action: keep
-- source_labels: [__meta_kubernetes_namespace]
-  target_label: namespace
-- source_labels: [__meta_kubernetes_pod_container_name]
-  target_label: container
-- source_labels: [__meta_kubernetes_pod_name]
-  target_label: pod
-- target_label: job
-  replacement: monitoring/web
-- target_label: endpoint
-  replacement: metrics
-"#;
+/// The same generated rules the relabel conformance tests check.
+const PODMONITOR_RULES: &str = include_str!("../src/relabel/testdata/podmonitor_rules.yaml");
 
 /// The harness's `keep` regex (`gen_targets.py --seed 42`: 25 of 36 families).
 const KEEP_REGEX: &str = "http_requests_total|http_response_size_bytes_total|grpc_server_handled_total|node_cpu_seconds_total|db_client_queries_total|log_messages_total|app_errors_total|container_cpu_usage_seconds_total|node_filesystem_avail_bytes|node_filesystem_size_bytes|process_resident_memory_bytes|process_open_fds|go_goroutines|kube_pod_status_phase|kube_deployment_status_replicas|container_memory_working_set_bytes|queue_depth|thread_pool_active_threads|hwmon_temp_celsius|jvm_memory_used_bytes|ssl_certificate_expiry_seconds|go_memstats_heap_inuse_bytes|db_query_duration_seconds_(?:bucket|sum|count)|go_gc_duration_seconds(?:_sum|_count)?|rpc_client_latency_seconds(?:_sum|_count)?";

@@ -130,14 +130,9 @@ impl Agent {
         // Called even when disabled, so `nodemeter_probe_attached` says why nothing runs.
         if let Some(mut probes) = ebpf::load_probes(&config.ebpf) {
             if let Some(rescan) = rescan.take()
-                && let Some(events) = probes.take_cgroup_events(CGROUP_EVENT_BACKLOG)
+                && let Some(events) = probes.take_cgroup_events(cgroup::CGROUP_EVENT_BACKLOG)
             {
-                tasks.spawn(feed_cgroup_events(
-                    events,
-                    rescan,
-                    config.cgroup.root.clone(),
-                    shutdown.clone(),
-                ));
+                tasks.spawn(rescan.follow(events, config.cgroup.root.clone(), shutdown.clone()));
             }
             let source = EbpfSource::new(
                 probes,
@@ -204,40 +199,6 @@ impl Agent {
         }
         info!("stopped");
     }
-}
-
-/// Cgroup events that may wait for the inventory; past it the ring buffer drops and the
-/// safety-net walk finds what was missed.
-const CGROUP_EVENT_BACKLOG: usize = 1024;
-
-/// Turns the kernel's cgroup creations and removals below `root` into inventory walks; when
-/// the feed ends, the inventory goes back to walking every cycle.
-async fn feed_cgroup_events(
-    mut events: tokio::sync::mpsc::Receiver<ebpf::cgroup_events::CgroupEvent>,
-    rescan: cgroup::RescanTrigger,
-    root: String,
-    shutdown: CancellationToken,
-) {
-    let root = root.trim_end_matches('/').to_owned();
-    rescan.set_live(true);
-    info!("container inventory follows cgroup events");
-    loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return,
-            event = events.recv() => event,
-        };
-        let Some(event) = event else { break };
-        let below_root = event
-            .path
-            .strip_prefix(root.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        tracing::debug!(path = %event.path, change = ?event.change, below_root, "cgroup event");
-        if below_root {
-            rescan.cgroup_changed();
-        }
-    }
-    rescan.set_live(false);
-    warn!("cgroup event feed ended; the container inventory walks cgroupfs every cycle");
 }
 
 /// Starts Kubernetes discovery when enabled: pod metadata for the inventory, and the

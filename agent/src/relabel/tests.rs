@@ -981,29 +981,7 @@ fn monitor_rules_render_like_the_operator() {
 
 /// The rules prometheus-operator generates for PodMonitor `monitoring/web`,
 /// `selector.matchLabels {app: web}`, `podMetricsEndpoints: [{port: metrics}]`, DaemonSet mode.
-pub(crate) const PODMONITOR_RULES: &str = r#"
-- source_labels: [job]
-  target_label: __tmp_prometheus_job_name
-- source_labels: [__meta_kubernetes_pod_phase]
-  regex: (Failed|Succeeded)
-  action: drop
-- source_labels: [__meta_kubernetes_pod_label_app, __meta_kubernetes_pod_labelpresent_app]
-  regex: (web);true
-  action: keep
-- source_labels: [__meta_kubernetes_pod_container_port_name]
-  regex: metrics
-  action: keep
-- source_labels: [__meta_kubernetes_namespace]
-  target_label: namespace
-- source_labels: [__meta_kubernetes_pod_container_name]
-  target_label: container
-- source_labels: [__meta_kubernetes_pod_name]
-  target_label: pod
-- target_label: job
-  replacement: monitoring/web
-- target_label: endpoint
-  replacement: metrics
-"#;
+pub(crate) const PODMONITOR_RULES: &str = include_str!("testdata/podmonitor_rules.yaml");
 
 pub(crate) fn pod_target(container: &str, port_name: &str, port: &str) -> Vec<(String, String)> {
     [

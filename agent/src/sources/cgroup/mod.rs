@@ -20,7 +20,7 @@ mod read;
 mod rescan;
 mod sample_emitter;
 
-pub use rescan::RescanTrigger;
+pub use rescan::{CGROUP_EVENT_BACKLOG, RescanTrigger};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -10,7 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::sources::ebpf::cgroup_events::CgroupEvent;
+
+/// Cgroup events that may wait for the inventory; past it the ring buffer drops and the
+/// safety-net walk finds what was missed.
+pub const CGROUP_EVENT_BACKLOG: usize = 1024;
 
 /// Shared between the event feed (which marks changes) and the collector (which walks).
 #[derive(Clone, Default)]
@@ -49,6 +57,36 @@ impl RescanTrigger {
     /// Resolves after the next [`cgroup_changed`](Self::cgroup_changed).
     pub async fn changed(&self) {
         self.inner.wake.notified().await;
+    }
+
+    /// Turns the kernel's cgroup creations and removals below `root` into walks, until
+    /// `shutdown`; when the feed ends first, walks go back to every cycle.
+    pub async fn follow(
+        self,
+        mut events: mpsc::Receiver<CgroupEvent>,
+        root: String,
+        shutdown: CancellationToken,
+    ) {
+        let root = root.trim_end_matches('/');
+        self.set_live(true);
+        info!("container inventory follows cgroup events");
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = events.recv() => event,
+            };
+            let Some(event) = event else { break };
+            let below_root = event
+                .path
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            debug!(path = %event.path, change = ?event.change, below_root, "cgroup event");
+            if below_root {
+                self.cgroup_changed();
+            }
+        }
+        self.set_live(false);
+        warn!("cgroup event feed ended; the container inventory walks cgroupfs every cycle");
     }
 
     /// Whether a walk is needed now, given when the last one ran; clears the change mark.
