@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod cgroup;
 pub mod cgroups;
 pub mod metrics;
+pub mod pki;
 pub mod receivers;
 pub mod sink;
 pub mod target;

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -26,30 +25,15 @@ struct Pki {
 }
 
 fn pki(generation: usize) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("test CA {generation}"));
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec![SERVER_NAME.to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let provider = rustls::crypto::ring::default_provider();
-    let signing = provider
+    let ca = nodemeter_tests::pki::Pki::new(&format!("test CA {generation}"));
+    let server = ca.issue(&[SERVER_NAME], false, ExtendedKeyUsagePurpose::ServerAuth);
+    let signing = rustls::crypto::ring::default_provider()
         .key_provider
-        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            key.serialize_der(),
-        )))
+        .load_private_key(server.key)
         .unwrap();
     Pki {
-        ca_pem: ca.pem(),
-        server: Arc::new(CertifiedKey::new(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            signing,
-        )),
+        ca_pem: ca.ca.pem(),
+        server: Arc::new(CertifiedKey::new(vec![server.cert], signing)),
     }
 }
 
